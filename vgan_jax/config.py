@@ -1,0 +1,107 @@
+"""Experiment configuration: one `ml_collections.ConfigDict` per experiment.
+
+Presets live in `experiments/configs/*.py` (each defines `get_config()`); they start
+from `base_config()` here so every preset has every field, and any field can be
+overridden from the command line (`--config.train.steps=100`).
+
+Fields
+------
+seed                    master seed: parameters, noise, data order.
+model.name              registry name (`vgan_jax.models.registry.known_models()`).
+model.latent_dim        size of the noise vector z.
+model.width             channels of the highest-resolution generator stage; deeper
+                        stages double it (the discriminator mirrors it).
+model.num_upsamples     2x upsampling stages of the generator (space always, time
+                        while the frame count allows).
+model.g_norm            'group' | 'layer' | 'none': generator normalisation (per
+                        sample, so 1 and N devices give the same numbers).
+model.d_spectral_norm   spectral normalisation of discriminator layers.
+model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
+data.name               dataset name (`vgan_jax.data.known_datasets()`).
+data.data_dir           where datasets are built/read (None: tfds default dir).
+data.resolution         frame height = width fed to the model.
+data.frames             frames per clip.
+data.channels           1 (grayscale) or 3 (RGB).
+data.frame_stride       take every n-th frame.
+data.random_start       random clip start within a longer video (else the first).
+data.crop               'center' | 'random' crop after resizing the shorter side.
+data.flip               random horizontal flip (the same for every frame of a clip).
+data.short_videos       'pad' (repeat the last frame) | 'skip' videos shorter than a clip.
+data.num_train_clips    built-in Moving MNIST: clips in the train split.
+data.num_test_clips     built-in Moving MNIST: clips in the test split.
+data.worker_count       grain worker processes (0: in the main process).
+train.steps             optimisation steps (one D and one G update each).
+train.batch_size        global batch; must divide by the number of devices.
+train.loss              'non_saturating' | 'hinge' | 'wasserstein'.
+train.r1_gamma          R1 penalty weight on real data (0 disables it).
+train.g_lr, train.d_lr  Adam learning rates; g_beta1/g_beta2/d_beta1/d_beta2 its betas.
+train.weight_decay      decoupled weight decay (AdamW) for both networks.
+train.ema_decay         EMA of generator weights, used for sampling.
+train.log_every         steps between scalar logs (and NaN checks).
+train.sample_every      steps between sample grids (GIF + TensorBoard).
+train.checkpoint_every  steps between checkpoints.
+train.keep_checkpoints  checkpoints kept in the workdir.
+train.num_sample_videos videos in each sample grid.
+train.fvd_every         steps between small-N FVD evaluations (0: off).
+train.fvd_num_videos    videos per side for that FVD.
+mesh.num_devices        devices on the `data` axis (None: all).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field with its default; presets change what they need."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "dcgan"
+    config.model.latent_dim = 100
+    config.model.width = 32
+    config.model.num_upsamples = 3
+    config.model.g_norm = "group"
+    config.model.d_spectral_norm = True
+    config.model.mask_l1_weight = 0.1
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "moving_mnist_offline"
+    config.data.data_dir = ml_collections.FieldReference(None, field_type=str)
+    config.data.resolution = 64
+    config.data.frames = 16
+    config.data.channels = 1
+    config.data.frame_stride = 1
+    config.data.random_start = True
+    config.data.crop = "center"
+    config.data.flip = False
+    config.data.short_videos = "pad"
+    config.data.num_train_clips = 10000
+    config.data.num_test_clips = 1000
+    config.data.worker_count = 0
+
+    config.train = ml_collections.ConfigDict()
+    config.train.steps = 1000
+    config.train.batch_size = 16
+    config.train.loss = "non_saturating"
+    config.train.r1_gamma = 0.0
+    config.train.g_lr = 2e-4
+    config.train.d_lr = 2e-4
+    config.train.g_beta1 = 0.5
+    config.train.g_beta2 = 0.999
+    config.train.d_beta1 = 0.5
+    config.train.d_beta2 = 0.999
+    config.train.weight_decay = 0.0
+    config.train.ema_decay = 0.999
+    config.train.log_every = 10
+    config.train.sample_every = 200
+    config.train.checkpoint_every = 200
+    config.train.keep_checkpoints = 3
+    config.train.num_sample_videos = 16
+    config.train.fvd_every = 0
+    config.train.fvd_num_videos = 256
+
+    config.mesh = ml_collections.ConfigDict()
+    config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)
+    return config
