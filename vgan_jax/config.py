@@ -105,3 +105,94 @@ def base_config() -> ml_collections.ConfigDict:
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)
     return config
+
+
+# --- loading presets and command-line overrides -----------------------------
+
+import ast  # noqa: E402
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+
+from vgan_jax.errors import VganError  # noqa: E402
+
+PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "experiments", "configs")
+
+
+def known_presets() -> list[str]:
+    if not os.path.isdir(PRESETS_DIR):
+        return []
+    return sorted(f[:-3] for f in os.listdir(PRESETS_DIR) if f.endswith(".py") and f[0] != "_")
+
+
+def load_config(path_or_name: str) -> ml_collections.ConfigDict:
+    """A config from a Python file defining `get_config()`, or a preset name
+    (`default`, `tiny`, `gpu`: files in experiments/configs)."""
+    path = path_or_name
+    if not os.path.exists(path):
+        candidate = os.path.join(PRESETS_DIR, f"{path_or_name}.py")
+        if os.path.exists(candidate):
+            path = candidate
+        else:
+            raise VganError(
+                f"config {path_or_name!r} not found; give a file defining get_config() or a "
+                f"preset: {', '.join(known_presets()) or '(none found)'}"
+            )
+    spec = importlib.util.spec_from_file_location("vgan_jax_user_config", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise VganError(f"config file {path!r} failed to load: {error}") from error
+    if not hasattr(module, "get_config"):
+        raise VganError(f"config file {path!r} has no get_config() function")
+    return module.get_config()
+
+
+def _parse_value(text: str, current, field_type):
+    """Parses `text` as the type of the field it overrides."""
+    if text.lower() in ("none", "null"):
+        return None
+    target = field_type if current is None else type(current)
+    if target is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true/false, got {text!r}")
+    if target is str:
+        return text
+    value = ast.literal_eval(text)
+    if target is float and isinstance(value, int):
+        value = float(value)
+    if target is not None and not isinstance(value, target):
+        raise ValueError(f"expected {target.__name__}, got {text!r}")
+    return value
+
+
+def apply_override(config: ml_collections.ConfigDict, dotted: str, text: str) -> None:
+    """Sets `config.<dotted>` from the string `text`, keeping the field's type.
+
+    Raises VganError for unknown fields (listing the section's fields) and bad values.
+    """
+    *parents, leaf = dotted.split(".")
+    section = config
+    for i, part in enumerate(parents):
+        if part not in section or not isinstance(section[part], ml_collections.ConfigDict):
+            where = ".".join(parents[:i]) or "config"
+            raise VganError(
+                f"unknown config field {dotted!r}: {where} has "
+                f"{', '.join(sorted(section.keys()))}"
+            )
+        section = section[part]
+    if leaf not in section:
+        raise VganError(
+            f"unknown config field {dotted!r}; fields of that section: "
+            f"{', '.join(sorted(section.keys()))}"
+        )
+    current = section[leaf]
+    field_type = section.get_ref(leaf).get_type() if current is None else None
+    try:
+        section[leaf] = _parse_value(text, current, field_type)
+    except (ValueError, SyntaxError, TypeError) as error:
+        raise VganError(f"bad value for --config.{dotted}: {error}") from error

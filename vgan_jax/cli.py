@@ -1,0 +1,160 @@
+"""`vgan-jax`: the command line. Thin: parses arguments, calls the library.
+
+  vgan-jax train  --config=experiments/configs/default.py [--config.train.steps=200] --workdir=DIR
+  vgan-jax sample --workdir DIR --num 16 --seed 0 --out samples.gif|.mp4|.npy
+  vgan-jax eval   --workdir DIR [--num_videos N]
+  vgan-jax fvd    A B [--json]
+  vgan-jax prepare DATASET --data_dir DIR [...]
+
+Bad input is printed as one `error: ...` line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from vgan_jax.errors import VganError
+
+
+def _add_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train (or resume) a run",
+        description="Train a video GAN. Any config field can be overridden: "
+        "--config.train.steps=200 --config.model.name=vgan",
+    )
+    p.add_argument("--config", default="default", help="config file or preset name (default, tiny, gpu)")
+    p.add_argument("--workdir", required=True, help="checkpoints, samples and logs go here")
+    p.add_argument("--coordinator_address", default=None, help="multi-host: host:port of process 0")
+    p.add_argument("--num_processes", type=int, default=None, help="multi-host: number of processes")
+    p.add_argument("--process_id", type=int, default=None, help="multi-host: this process's index")
+
+
+def _add_sample(subparsers) -> None:
+    p = subparsers.add_parser("sample", help="write videos from a trained run's EMA generator")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--num", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output file: .gif or .mp4 (a grid) or .npy (uint8 [N,T,H,W,C])")
+    p.add_argument("--fps", type=int, default=8)
+    p.add_argument("--interpolate_to", type=int, default=None,
+                   help="instead of independent samples: --num steps of latent interpolation "
+                        "from --seed to this seed")
+
+
+def _split_config_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Separates `--config.a.b=value` (or `--config.a.b value`) from other arguments."""
+    rest, overrides = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--config."):
+            key, eq, value = arg[len("--config."):].partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise VganError(f"{arg} needs a value: {arg}=VALUE")
+                value = argv[i + 1]
+                i += 1
+            overrides.append((key, value))
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, overrides
+
+
+def _initialize_distributed(args) -> None:
+    """Multi-host start-up. On a TPU VM pod slice jax finds its peers with no flags."""
+    import jax
+
+    explicit = [args.coordinator_address, args.num_processes, args.process_id]
+    if any(v is not None for v in explicit):
+        if any(v is None for v in explicit):
+            raise VganError(
+                "multi-host needs all of --coordinator_address, --num_processes and --process_id"
+            )
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator_address,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
+    elif os.environ.get("TPU_WORKER_HOSTNAMES") or os.environ.get("CLOUD_TPU_TASK_ID"):
+        jax.distributed.initialize()
+
+
+def _run_train(args, overrides) -> int:
+    from vgan_jax.config import apply_override, load_config
+
+    config = load_config(args.config)
+    for key, value in overrides:
+        apply_override(config, key, value)
+    _initialize_distributed(args)
+    from vgan_jax.train import train
+
+    train(config, args.workdir)
+    return 0
+
+
+def _run_sample(args) -> int:
+    from vgan_jax.video_io import check_output_path, write_videos
+
+    check_output_path(args.out)
+    if args.num < 1:
+        raise VganError(f"--num must be >= 1, got {args.num}")
+    from vgan_jax import sampling
+
+    if args.interpolate_to is not None:
+        videos = sampling.interpolate(args.workdir, args.seed, args.interpolate_to, steps=args.num)
+    else:
+        videos = sampling.sample(args.workdir, num=args.num, seed=args.seed)
+    write_videos(args.out, videos, fps=args.fps)
+    print(f"wrote {videos.shape[0]} videos {tuple(videos.shape[1:])} to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vgan-jax", description="Video GANs in JAX.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_train(subparsers)
+    _add_sample(subparsers)
+    from vgan_jax.metrics.commands import add_eval_arguments, add_fvd_arguments
+
+    add_fvd_arguments(subparsers.add_parser("fvd", help="FVD/KVD between two sets of videos"))
+    add_eval_arguments(subparsers.add_parser("eval", help="FVD of a trained run against its data"))
+    from vgan_jax.data.prepare_command import add_prepare_arguments
+
+    add_prepare_arguments(
+        subparsers.add_parser("prepare", help="convert a dataset into vgan_jax's clip format")
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv, overrides = _split_config_overrides(argv)
+        args = build_parser().parse_args(argv)
+        if overrides and args.command != "train":
+            raise VganError("--config.* overrides apply to `vgan-jax train` only")
+        if args.command == "train":
+            return _run_train(args, overrides)
+        if args.command == "sample":
+            return _run_sample(args)
+        if args.command in ("fvd", "eval"):
+            from vgan_jax.metrics import commands
+
+            return (commands.run_fvd if args.command == "fvd" else commands.run_eval)(args)
+        from vgan_jax.data.prepare_command import run_prepare
+
+        return run_prepare(args)
+    except VganError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,456 @@
+"""Convert catalog video datasets once into the prepared format (see prepared.py).
+
+    vgan-jax prepare ucf101 --data_dir DATA
+    vgan-jax prepare bair_robot_pushing_small --data_dir DATA
+    vgan-jax prepare moving_mnist --data_dir DATA
+    vgan-jax prepare kinetics --manual_dir KINETICS_VIDEOS --data_dir DATA
+
+UCF-101, BAIR robot pushing (small) and Moving MNIST come from tensorflow-datasets.
+Their tfds features (`Video`, `Sequence(Image)`) need TensorFlow to be built and
+read, so preparing them needs the optional extra (`pip install "vgan-jax[tfds]"`);
+TensorFlow is imported lazily and only here. The result is stored as Tensor
+features in array_record, which training reads with no TensorFlow at all.
+
+- ucf101: tfds config `ucf101_1_256` by default (256x256, train/test split #1),
+  101 classes; labels and class names are kept for conditional models.
+- bair_robot_pushing_small: the 64x64 `image_main` camera, 30 frames; one class.
+- moving_mnist: tfds has only the 10,000-sequence *test* set (20 frames of 64x64
+  gray, stored as RGB); it becomes our "train" split ("test" reads it too).
+- kinetics: tensorflow-datasets has no Kinetics builder and the videos come from
+  YouTube, so it is a manual download: `--manual_dir` is a folder of Kinetics
+  videos in either layout the common download scripts produce,
+    manual_dir/train/<class>/*.mp4  [manual_dir/val/<class>/*.mp4]
+    manual_dir/train/*.mp4 + manual_dir/annotations/train.csv  [val/ + val.csv]
+  (CSV columns `label,youtube_id,time_start,time_end,...`). It is decoded with
+  imageio-ffmpeg like a video folder (no TensorFlow); "val" becomes "test", and
+  corrupt or unlabelled files are skipped and listed in report.json.
+
+tfds downloads and its own prepared copy go into `data_dir` as usual (tfds's
+`download_and_prepare`), with `manual_dir` passed through for datasets that
+need a manual download.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from vgan_jax.data import prepared, video_folder
+from vgan_jax.data.video_decode import is_video_filename, resize_and_center_crop
+from vgan_jax.errors import VganError
+
+INSTALL_HINT = 'pip install "vgan-jax[tfds]"'
+
+# One raw example from a catalog dataset: (unique key, uint8 [time, h, w, c], label).
+RawExample = tuple[str, np.ndarray, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogSpec:
+    """How to read one tfds dataset.
+
+    Attributes:
+      tfds_name: name in the tfds catalog.
+      video_key: feature holding the frames, uint8 `[time, height, width, channels]`.
+      label_key: ClassLabel feature, or None for datasets without classes.
+      splits: our split name -> tfds split name.
+      default_config: tfds builder config (None: tfds's default).
+    """
+
+    tfds_name: str
+    video_key: str
+    label_key: str | None
+    splits: dict[str, str]
+    default_config: str | None = None
+
+
+TFDS_CATALOG: dict[str, CatalogSpec] = {
+    "ucf101": CatalogSpec(
+        "ucf101", "video", "label", {"train": "train", "test": "test"}, "ucf101_1_256"
+    ),
+    "bair_robot_pushing_small": CatalogSpec(
+        "bair_robot_pushing_small", "image_main", None, {"train": "train", "test": "test"}
+    ),
+    # Only tfds's "test" split exists (the 10k published sequences).
+    "moving_mnist": CatalogSpec("moving_mnist", "image_sequence", None, {"train": "test"}),
+}
+
+
+@dataclasses.dataclass
+class CatalogSource:
+    """Raw examples of a catalog dataset, split by split.
+
+    Attributes:
+      class_names: label -> name (one name for datasets without classes).
+      splits: our split name -> zero-argument function returning an iterable of
+        `(key, uint8 [time, height, width, channels], label)`.
+    """
+
+    class_names: list[str]
+    splits: dict[str, Callable[[], Iterable[RawExample]]]
+
+    def materialize(self, max_examples: int | None = None) -> CatalogSource:
+        """A copy with every split read into memory (e.g. to leave a tfds mock)."""
+        splits = {}
+        for split, make in self.splits.items():
+            examples = []
+            for example in make():
+                if max_examples is not None and len(examples) >= max_examples:
+                    break
+                examples.append(example)
+            splits[split] = lambda examples=examples: iter(examples)
+        return CatalogSource(list(self.class_names), splits)
+
+
+def require_tensorflow(dataset: str) -> None:
+    """Raise VganError saying how to install TensorFlow when it is missing."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise VganError(
+            f"preparing {dataset} needs TensorFlow (tensorflow-datasets decodes its videos "
+            f"with it; training later does not): {INSTALL_HINT}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _ffmpeg_on_path() -> Iterator[None]:
+    """Put imageio-ffmpeg's binary on PATH as `ffmpeg` when there is none.
+
+    tfds's `Video` feature (UCF-101) shells out to a plain `ffmpeg`; the static
+    binary of imageio-ffmpeg saves users a system install.
+    """
+    if shutil.which("ffmpeg"):
+        yield
+        return
+    import imageio_ffmpeg
+
+    old_path = os.environ.get("PATH", "")
+    with tempfile.TemporaryDirectory(prefix="vgan-ffmpeg-") as bin_dir:
+        os.symlink(imageio_ffmpeg.get_ffmpeg_exe(), os.path.join(bin_dir, "ffmpeg"))
+        os.environ["PATH"] = bin_dir + os.pathsep + old_path
+        try:
+            yield
+        finally:
+            os.environ["PATH"] = old_path
+
+
+def open_tfds_source(
+    dataset: str,
+    data_dir: str | None,
+    *,
+    manual_dir: str | None = None,
+    tfds_config: str | None = None,
+) -> CatalogSource:
+    """Download/prepare a tfds catalog dataset (needs TensorFlow) and return its examples.
+
+    Args:
+      dataset: a key of `TFDS_CATALOG`.
+      data_dir: tfds data dir (downloads and tfds's own copy go there).
+      manual_dir: tfds `manual_dir`, for datasets that need a manual download.
+      tfds_config: tfds builder config (e.g. "ucf101_2"); None: the spec's default.
+    """
+    require_tensorflow(dataset)
+    import tensorflow_datasets as tfds
+
+    spec = TFDS_CATALOG[dataset]
+    config = tfds_config or spec.default_config
+    name = f"{spec.tfds_name}/{config}" if config else spec.tfds_name
+    builder = tfds.builder(name, data_dir=data_dir)
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    with _ffmpeg_on_path():
+        builder.download_and_prepare(download_config=download_config)
+    if spec.label_key is not None:
+        class_names = list(builder.info.features[spec.label_key].names)
+    else:
+        class_names = [dataset]
+
+    def read(tfds_split: str) -> Iterator[RawExample]:
+        dataset_split = builder.as_dataset(split=tfds_split, shuffle_files=False)
+        for index, example in enumerate(tfds.as_numpy(dataset_split)):
+            label = int(example[spec.label_key]) if spec.label_key is not None else 0
+            yield f"{tfds_split}/{index:08d}", np.asarray(example[spec.video_key]), label
+
+    splits = {ours: (lambda theirs=theirs: read(theirs)) for ours, theirs in spec.splits.items()}
+    return CatalogSource(class_names, splits)
+
+
+def prepare_catalog(
+    dataset: str,
+    data_dir: str | None,
+    *,
+    manual_dir: str | None = None,
+    size: int = 128,
+    max_frames: int = 64,
+    min_frames: int = 16,
+    short_videos: str = "pad",
+    tfds_config: str | None = None,
+    max_examples: int | None = None,
+    max_segments_per_video: int | None = None,
+    workers: int = 2,
+    strict_decoding: bool = True,
+    log: Callable[[str], None] | None = None,
+    source: CatalogSource | None = None,
+) -> dict[str, Any]:
+    """Prepare catalog dataset `dataset` into `data_dir` (see prepared.py for the format).
+
+    Args:
+      dataset: one of `prepared.CATALOG_DATASETS`.
+      data_dir: root of prepared datasets (and of tfds's downloads).
+      manual_dir: tfds manual_dir; for kinetics, the folder of downloaded videos.
+      size, max_frames, min_frames, short_videos: as for video folders.
+      tfds_config: tfds builder config (e.g. "ucf101_2" for split #2).
+      max_examples: read at most this many raw examples per split (quick trials).
+      max_segments_per_video: kinetics only: decode at most this many segments.
+      workers: kinetics only: decoding threads.
+      strict_decoding: kinetics only: see `video_decode.decode_video(strict=...)`.
+      log: progress lines (e.g. `print`); None is silent.
+      source: raw examples to use instead of reading tfds (tests pass a
+        `CatalogSource.materialize()`d mock here).
+
+    Returns:
+      The report, also saved as `report.json` next to the dataset.
+
+    Raises:
+      VganError: unknown dataset, missing TensorFlow (with the install command),
+        missing/invalid manual_dir, bad options.
+    """
+    if dataset not in prepared.CATALOG_DATASETS:
+        raise VganError(
+            f"unknown catalog dataset {dataset!r}: use one of "
+            f"{', '.join(prepared.CATALOG_DATASETS)} (or video_folder for your own videos)"
+        )
+    prepared.check_segment_options(max_frames, min_frames, short_videos)
+    if dataset == "kinetics":
+        return prepare_kinetics(
+            manual_dir, data_dir, size=size, max_frames=max_frames, min_frames=min_frames,
+            short_videos=short_videos, max_segments_per_video=max_segments_per_video,
+            workers=workers, strict_decoding=strict_decoding, log=log,
+        )
+    if source is None:
+        source = open_tfds_source(
+            dataset, data_dir, manual_dir=manual_dir, tfds_config=tfds_config
+        )
+    return write_catalog_source(
+        dataset, data_dir, source, size=size, max_frames=max_frames, min_frames=min_frames,
+        short_videos=short_videos, max_examples=max_examples, log=log,
+        options={"tfds_config": tfds_config or TFDS_CATALOG[dataset].default_config},
+    )
+
+
+def write_catalog_source(
+    dataset: str,
+    data_dir: str | None,
+    source: CatalogSource,
+    *,
+    size: int,
+    max_frames: int,
+    min_frames: int,
+    short_videos: str,
+    max_examples: int | None = None,
+    log: Callable[[str], None] | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Resize, segment and write raw catalog examples; return the report."""
+    class_names = list(source.class_names)
+    report: dict[str, Any] = {
+        "dataset": dataset,
+        "source": "tensorflow-datasets",
+        "dataset_dir": prepared.dataset_dir(dataset, data_dir),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "options": {
+            "size": size, "max_frames": max_frames, "min_frames": min_frames,
+            "short_videos": short_videos, "max_examples": max_examples, **(options or {}),
+        },
+        "class_names": class_names,
+        "files_found": 0,
+        "videos_used": 0,
+        "examples": {},
+        "padded": [],
+        "skipped_count": 0,
+        "skipped_by_kind": {},
+        "skipped": [],
+    }
+
+    def examples(split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for count, (key, frames, label) in enumerate(source.splits[split]()):
+            if max_examples is not None and count >= max_examples:
+                break
+            report["files_found"] += 1
+            if not 0 <= label < len(class_names):
+                raise VganError(f"{dataset} {split}/{key}: label {label} outside the classes")
+            frames = np.asarray(frames, dtype=np.uint8)
+            if frames.ndim == 3:  # [time, h, w] gray
+                frames = frames[..., None]
+            if frames.ndim != 4 or frames.shape[0] == 0:
+                video_folder.record_skip(
+                    report, f"{split}/{key}", "unreadable", f"frames of shape {frames.shape}"
+                )
+                continue
+            # Resize (and gray -> RGB) frame by frame: the contract is RGB at `size`.
+            resized = np.stack([resize_and_center_crop(frame, size) for frame in frames])
+            segments = prepared.split_into_segments(
+                resized, max_frames=max_frames, min_frames=min_frames, short_videos=short_videos
+            )
+            if not segments:
+                video_folder.record_skip(
+                    report, f"{split}/{key}", "short",
+                    f"only {len(frames)} frames, fewer than min_frames={min_frames}",
+                )
+                continue
+            if len(frames) < min_frames:
+                report["padded"].append({"path": f"{split}/{key}", "frames": int(len(frames))})
+            report["videos_used"] += 1
+            for index, segment in enumerate(segments):
+                yield f"{split}/{key}#{index}", {"video": segment, "label": np.int64(label)}
+            if log is not None and report["files_found"] % 1000 == 0:
+                log(f"  {report['files_found']} videos converted")
+
+    def write_report(staged_dir: str, counts: dict[str, int]) -> None:
+        report["examples"] = counts
+        with open(os.path.join(staged_dir, prepared.REPORT_FILENAME), "w") as f:
+            json.dump(report, f, indent=2)
+
+    if log is not None:
+        log(f"converting {dataset} ({len(class_names)} classes) into {report['dataset_dir']}")
+    prepared.write_prepared(
+        dataset,
+        data_dir,
+        split_generators={split: (lambda s=split: examples(s)) for split in source.splits},
+        size=size,
+        metadata={
+            "class_names": class_names, "size": size, "max_frames": max_frames,
+            "min_frames": min_frames, "source": "tensorflow-datasets",
+        },
+        before_commit=write_report,
+    )
+    return report
+
+
+_KINETICS_TEST_DIRS = ("val", "validation", "valid", "test")
+
+
+def _kinetics_split_files(
+    manual_dir: str,
+) -> tuple[dict[str, list[tuple[str, str]]], list[dict[str, str]]]:
+    """Find Kinetics videos: split -> [(path relative to manual_dir, class)], rejected."""
+    splits: dict[str, list[tuple[str, str]]] = {}
+    rejected: list[dict[str, str]] = []
+    train_dir = os.path.join(manual_dir, "train")
+    roots = {"train": "train"} if os.path.isdir(train_dir) else {"train": ""}
+    for name in _KINETICS_TEST_DIRS:
+        if roots["train"] and os.path.isdir(os.path.join(manual_dir, name)):
+            roots["test"] = name
+            break
+    for split, sub in roots.items():
+        folder = os.path.join(manual_dir, sub) if sub else manual_dir
+        videos, bad = video_folder.scan_folder(folder)
+        prefix = (sub + os.sep) if sub else ""
+        rejected += [{**item, "path": prefix + item["path"]} for item in bad]
+        if any(cls for _, cls in videos if cls != video_folder.ROOT_CLASS_NAME and cls):
+            files = [(prefix + path, cls) for path, cls in videos if cls]
+        else:
+            files = _label_from_csv(manual_dir, sub or "train", [prefix + p for p, _ in videos])
+            rejected += files[1]
+            files = files[0]
+        # Root-level files next to class folders have no class in Kinetics.
+        unlabelled = [p for p, c in files if c == video_folder.ROOT_CLASS_NAME]
+        rejected += [
+            {"path": p, "kind": "unlabeled", "reason": "not in a class folder"} for p in unlabelled
+        ]
+        splits[split] = [(p, c) for p, c in files if c != video_folder.ROOT_CLASS_NAME]
+    return splits, rejected
+
+
+def _label_from_csv(
+    manual_dir: str, split: str, paths: list[str]
+) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+    """Label flat Kinetics files from `annotations/<split>.csv` (youtube_id -> label)."""
+    csv_path = os.path.join(manual_dir, "annotations", f"{split}.csv")
+    if not os.path.isfile(csv_path):
+        raise VganError(
+            f"kinetics: {manual_dir}/{split} has no class subfolders and there is no "
+            f"{csv_path}: put videos in {split}/<class>/ or add the annotations CSV"
+        )
+    labels = {}
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("youtube_id") and row.get("label"):
+                labels[row["youtube_id"]] = row["label"]
+    files, rejected = [], []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        # cvdfoundation names: <youtube_id>_<start:06d>_<end:06d>.mp4
+        youtube_id = stem.rsplit("_", 2)[0] if stem.count("_") >= 2 else stem
+        if youtube_id in labels:
+            files.append((path, labels[youtube_id]))
+        else:
+            rejected.append(
+                {"path": path, "kind": "unlabeled", "reason": f"youtube id not in {csv_path}"}
+            )
+    return files, rejected
+
+
+def prepare_kinetics(
+    manual_dir: str | None,
+    data_dir: str | None,
+    *,
+    size: int = 128,
+    max_frames: int = 64,
+    min_frames: int = 16,
+    short_videos: str = "pad",
+    max_segments_per_video: int | None = None,
+    workers: int = 2,
+    strict_decoding: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Prepare Kinetics from a manual download (see the module docstring for layouts)."""
+    if not manual_dir or not os.path.isdir(manual_dir):
+        raise VganError(
+            "kinetics is a manual download (tensorflow-datasets has no Kinetics builder): "
+            "pass --manual_dir DIR with DIR/train/<class>/*.mp4 (and optionally "
+            "DIR/val/<class>/*.mp4)"
+        )
+    split_files, rejected = _kinetics_split_files(manual_dir)
+    classes = sorted({cls for files in split_files.values() for _, cls in files})
+    if not classes:
+        raise VganError(f"kinetics: no labelled videos found in {manual_dir}")
+    label_of = {cls: index for index, cls in enumerate(classes)}
+    labelled = {
+        split: [(path, label_of[cls]) for path, cls in files]
+        for split, files in split_files.items()
+        if files
+    }
+    # Keep only video-extension files in the split lists; the rest is already rejected.
+    labelled = {
+        split: [item for item in files if is_video_filename(item[0])]
+        for split, files in labelled.items()
+    }
+    if not labelled.get("train"):
+        raise VganError(f"kinetics: no labelled training videos found in {manual_dir}")
+    return video_folder.prepare_files(
+        "kinetics",
+        data_dir,
+        source=manual_dir,
+        split_files=labelled,
+        class_names=classes,
+        rejected=rejected,
+        size=size,
+        max_frames=max_frames,
+        min_frames=min_frames,
+        short_videos=short_videos,
+        max_segments_per_video=max_segments_per_video,
+        workers=workers,
+        strict_decoding=strict_decoding,
+        log=log,
+    )

@@ -1,0 +1,377 @@
+"""The input pipeline: dataset registry, random-access sources and the training iterator.
+
+Data flow of `make_train_iterator` (built on grain):
+
+    source (random access, {"video": uint8 [T0, H0, W0, C0], "label": int64})
+      -> [process_index::process_count]   each JAX process keeps a disjoint shard
+      -> seed(seed).shuffle().repeat()    a fresh permutation every epoch, from the seed
+      -> random_map(transform_clip)       per-example rng: deterministic augmentation
+      -> filter(long enough)              only when short_videos == 'skip'
+      -> batch(local_batch)               {"video": float32 [B, F, R, R, C] in [-1, 1],
+                                           "label": int32 [B]}
+
+The iterator's position is a small JSON dict (`get_state`/`set_state`), saved with the
+checkpoint so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from vgan_jax.data import transforms
+from vgan_jax.errors import VganError
+
+BUILTIN_DATASET = "moving_mnist_offline"
+VIDEO_FOLDER_PREFIX = "video_folder/"
+# Datasets prepared ahead of time by `vgan-jax prepare NAME` (vgan_jax.data.prepared).
+PREPARED_DATASETS = ("ucf101", "bair_robot_pushing_small", "moving_mnist", "kinetics")
+SPLITS = ("train", "test")
+# Prefetch threads and buffer of the in-process reader: enough to hide decoding of a
+# few batches, bounded so large RGB clips do not fill host memory.
+_READ_THREADS = 8
+
+
+class VideoSource(Protocol):
+    """Random-access clips: `len(source)` and `source[i] -> {"video", "label"}`."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+
+def known_datasets() -> list[str]:
+    """Names accepted as `config.data.name`; `<NAME>` is any folder dataset's name."""
+    return [BUILTIN_DATASET, VIDEO_FOLDER_PREFIX + "<NAME>", *PREPARED_DATASETS]
+
+
+def _is_known_name(name: str) -> bool:
+    if name == BUILTIN_DATASET or name in PREPARED_DATASETS:
+        return True
+    return name.startswith(VIDEO_FOLDER_PREFIX) and len(name) > len(VIDEO_FOLDER_PREFIX)
+
+
+def _check_positive_int(data_config, field: str, minimum: int = 1) -> None:
+    value = data_config.get(field)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise VganError(
+            f"config.data.{field} must be an integer >= {minimum}, got {value!r}; "
+            f"set --config.data.{field}=N"
+        )
+
+
+def check_data_config(data_config) -> None:
+    """Raises VganError for a bad `config.data` before anything is built or read.
+
+    Checks the dataset name, channels (1 or 3), sizes, stride, the crop and short-video
+    choices, and the built-in dataset's clip counts.
+    """
+    name = data_config.get("name")
+    if not isinstance(name, str) or not _is_known_name(name):
+        raise VganError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}"
+        )
+    if data_config.get("channels") not in (1, 3):
+        raise VganError(
+            f"config.data.channels must be 1 or 3, got {data_config.get('channels')!r}"
+        )
+    for field in ("resolution", "frames", "frame_stride"):
+        _check_positive_int(data_config, field)
+    _check_positive_int(data_config, "worker_count", minimum=0)
+    if data_config.get("crop") not in transforms.CROP_CHOICES:
+        raise VganError(
+            f"config.data.crop must be one of {', '.join(transforms.CROP_CHOICES)}, "
+            f"got {data_config.get('crop')!r}"
+        )
+    if data_config.get("short_videos") not in transforms.SHORT_VIDEO_CHOICES:
+        raise VganError(
+            "config.data.short_videos must be one of "
+            f"{', '.join(transforms.SHORT_VIDEO_CHOICES)}, got {data_config.get('short_videos')!r}"
+        )
+    for field in ("random_start", "flip"):
+        if not isinstance(data_config.get(field), bool | np.bool_):
+            raise VganError(
+                f"config.data.{field} must be True or False, got {data_config.get(field)!r}"
+            )
+    if name == BUILTIN_DATASET:
+        _check_positive_int(data_config, "num_train_clips")
+        _check_positive_int(data_config, "num_test_clips")
+
+
+def resolve_data_dir(data_dir: str | None) -> str:
+    """`data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets; user-expanded."""
+    if not data_dir:
+        data_dir = os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+    return os.path.expanduser(data_dir)
+
+
+class _ExampleSource:
+    """Wraps a source so every record is {"video": uint8 [T, H, W, C], "label": int64}.
+
+    tfds returns scalar features as Python ints and read-only arrays; normalising here
+    means transforms and batching see one format whatever the dataset.
+    """
+
+    def __init__(self, source: VideoSource):
+        self._source = source
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        record = self._source[index]
+        return {
+            "video": transforms.as_video(record["video"]),
+            "label": np.int64(record.get("label", -1)),
+        }
+
+    def __repr__(self) -> str:
+        return f"_ExampleSource({self._source!r})"
+
+
+def _open_builtin(data_config, data_dir: str, split: str):
+    from vgan_jax.data import moving_mnist  # lazy: tfds is slow to import
+
+    builder = moving_mnist.build(
+        data_dir,
+        # Store whole clips for the configured stride, so random_start/stride need
+        # no padding; with stride 1 this is just `frames`.
+        frames=transforms.clip_span(data_config.frames, data_config.frame_stride),
+        num_train_clips=data_config.num_train_clips,
+        num_test_clips=data_config.num_test_clips,
+        seed=0,
+    )
+    source = builder.as_data_source()[split]
+    return source, {"num_classes": moving_mnist.NUM_CLASSES, "num_examples": len(source)}
+
+
+def _open_prepared(name: str, data_dir: str, split: str):
+    try:
+        from vgan_jax.data.prepared import open_prepared  # lazy: optional heavy deps
+    except ImportError as error:
+        raise VganError(
+            f"dataset {name!r} is not prepared ({error}); run "
+            f"`vgan-jax prepare {name} --data_dir {data_dir}` first"
+        ) from error
+    return open_prepared(name, data_dir, split)
+
+
+def open_source(data_config, split: str) -> tuple[VideoSource, dict[str, Any]]:
+    """Opens one split of `data_config.name` for random access.
+
+    The built-in `moving_mnist_offline` is built on first use into `data_config.data_dir`
+    (one printed line; later calls reuse it). Its build seed is fixed at 0, so
+    `config.seed` changes the order clips are seen in, never the clips themselves;
+    `frames`, `frame_stride`, `num_train_clips` and `num_test_clips` pick the build.
+    Every other name is read from data prepared by `vgan-jax prepare NAME`.
+
+    Args:
+      data_config: `config.data`.
+      split: "train" or "test".
+    Returns:
+      (source, info): `source[i]` is {"video": uint8 [time, height, width, channels],
+      "label": int64 (-1 when unlabelled)}; info has at least "num_classes" and
+      "num_examples".
+    """
+    check_data_config(data_config)
+    if split not in SPLITS:
+        raise VganError(f"unknown split {split!r}; available splits: {', '.join(SPLITS)}")
+    data_dir = resolve_data_dir(data_config.get("data_dir"))
+    if data_config.name == BUILTIN_DATASET:
+        source, info = _open_builtin(data_config, data_dir, split)
+    else:
+        source, info = _open_prepared(data_config.name, data_dir, split)
+    if len(source) == 0:
+        raise VganError(f"split {split!r} of {data_config.name!r} in {data_dir} is empty")
+    info = {"name": data_config.name, "split": split, **dict(info)}
+    info.setdefault("num_examples", len(source))
+    return _ExampleSource(source), info
+
+
+def _clip_fn(data_config):
+    """transform_clip with this config's settings bound: picklable for grain workers."""
+    return functools.partial(
+        transforms.transform_clip,
+        frames=data_config.frames,
+        stride=data_config.frame_stride,
+        random_start=bool(data_config.random_start),
+        resolution=data_config.resolution,
+        crop=data_config.crop,
+        flip=bool(data_config.flip),
+        channels=data_config.channels,
+    )
+
+
+def _transform_example(
+    example: Mapping[str, np.ndarray], rng: np.random.Generator, *, clip_fn, skip_short: bool,
+    frames: int, stride: int,
+) -> dict[str, np.ndarray] | None:
+    """One stored example -> {"video": uint8 [F, R, R, C], "label": int32}, or None to skip."""
+    video = example["video"]
+    if skip_short and not transforms.is_long_enough(video, frames=frames, stride=stride):
+        return None
+    return {"video": clip_fn(video, rng=rng), "label": np.int32(example["label"])}
+
+
+def _is_kept(example) -> bool:
+    return example is not None
+
+
+def _to_model_batch(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """uint8 clips -> float32 [-1, 1]; done per batch so it is one vectorised op."""
+    return {
+        "video": transforms.to_float(np.asarray(batch["video"])),
+        "label": np.asarray(batch["label"], np.int32),
+    }
+
+
+class InputIterator:
+    """Endless training batches for this process, resumable from `get_state()`.
+
+    Each `next()` gives {"video": float32 [local_batch, frames, resolution, resolution,
+    channels] in [-1, 1], "label": int32 [local_batch]}.
+    """
+
+    def __init__(self, dataset, *, local_batch_size: int):
+        self._dataset = dataset
+        self._iterator = iter(dataset)
+        self.local_batch_size = local_batch_size
+
+    def __iter__(self) -> InputIterator:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        batch = next(self._iterator)
+        # Multiprocess workers hand back shared-memory arrays; give plain ndarrays.
+        return {key: np.asarray(value) for key, value in batch.items()}
+
+    def get_state(self) -> dict[str, Any]:
+        """The position in the stream, a JSON-serialisable dict."""
+        return self._iterator.get_state()
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Continues from a `get_state()` of an iterator with the same config and seed."""
+        self._iterator.set_state(dict(state))
+
+    def close(self) -> None:
+        """Stops worker processes, if any."""
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            close()
+
+
+def _ensure_absl_flags_parsed() -> None:
+    # grain's worker processes read absl flags; a library caller may never parse them.
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def make_train_iterator(
+    data_config,
+    *,
+    seed: int,
+    global_batch_size: int,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> InputIterator:
+    """The training input of one JAX process (see the module docstring for the flow).
+
+    Each process reads a disjoint shard (`[process_index::process_count]`) and yields
+    `global_batch_size // process_count` examples per batch; batches are a pure
+    function of (config, seed, process, step). With `data_config.worker_count > 0`,
+    grain worker processes prepare batches (the stream then depends on the worker
+    count too, deterministically).
+
+    Raises:
+      VganError: a bad config, or a global batch that the process count does not divide.
+    """
+    import grain  # lazy: keep `import vgan_jax.data` light
+
+    check_data_config(data_config)
+    if global_batch_size < 1 or global_batch_size % process_count != 0:
+        raise VganError(
+            f"global batch size {global_batch_size} must be a positive multiple of the "
+            f"process count {process_count}; change --config.train.batch_size"
+        )
+    if not 0 <= process_index < process_count:
+        raise VganError(f"process_index {process_index} not in [0, {process_count})")
+    local_batch = global_batch_size // process_count
+    source, _ = open_source(data_config, "train")
+    if len(source) < process_count:
+        raise VganError(
+            f"the train split has {len(source)} videos, fewer than {process_count} processes"
+        )
+    per_example = functools.partial(
+        _transform_example,
+        clip_fn=_clip_fn(data_config),
+        skip_short=data_config.short_videos == "skip",
+        frames=data_config.frames,
+        stride=data_config.frame_stride,
+    )
+    dataset = (
+        grain.MapDataset.source(source)[process_index::process_count]
+        .seed(seed)
+        .shuffle()
+        .repeat(None)  # reseeds the shuffle and the per-example rngs every epoch
+        .random_map(per_example)
+        .filter(_is_kept)
+    )
+    read_options = grain.ReadOptions(
+        num_threads=_READ_THREADS, prefetch_buffer_size=max(2 * local_batch, 16)
+    )
+    batched = (
+        dataset.to_iter_dataset(read_options)
+        .batch(local_batch, drop_remainder=True)
+        .map(_to_model_batch)
+    )
+    if data_config.worker_count > 0:
+        _ensure_absl_flags_parsed()
+        batched = batched.mp_prefetch(
+            grain.MultiprocessingOptions(num_workers=data_config.worker_count)
+        )
+    return InputIterator(batched, local_batch_size=local_batch)
+
+
+def load_videos(data_config, split: str, num: int, seed: int) -> np.ndarray:
+    """`num` clips of a split, the same for the same (config, split, num, seed).
+
+    For FVD's real statistics and side-by-side comparisons: clips are picked by a
+    seeded permutation and transformed like training clips (random start, crop and flip
+    drawn from per-clip seeds). Videos too short for a clip are skipped when
+    `short_videos == 'skip'`.
+
+    Returns:
+      uint8 [num, frames, resolution, resolution, channels].
+    Raises:
+      VganError: the split holds fewer than `num` usable videos.
+    """
+    if num < 1:
+        raise VganError(f"number of videos must be >= 1, got {num}")
+    source, _ = open_source(data_config, split)
+    clip_fn = _clip_fn(data_config)
+    skip_short = data_config.short_videos == "skip"
+    order = np.random.default_rng([seed, 1]).permutation(len(source))
+    clips: list[np.ndarray] = []
+    for index in _as_ints(order):
+        video = source[index]["video"]
+        if skip_short and not transforms.is_long_enough(
+            video, frames=data_config.frames, stride=data_config.frame_stride
+        ):
+            continue
+        clips.append(clip_fn(video, rng=np.random.default_rng([seed, 2, index])))
+        if len(clips) == num:
+            return np.stack(clips)
+    raise VganError(
+        f"split {split!r} of {data_config.name!r} has only {len(clips)} usable videos, "
+        f"{num} requested; ask for fewer"
+    )
+
+
+def _as_ints(values: Sequence[int] | np.ndarray) -> list[int]:
+    return [int(v) for v in values]

@@ -1,0 +1,77 @@
+"""GAN losses and penalties, pure jnp on logits `[batch]` (float32).
+
+Each adversarial loss is a pair: the discriminator's loss on real and fake
+logits, and the generator's loss on fake logits. Means are over the local
+(per-device) batch; the train step `pmean`s gradients, so with equal local
+batches the result is the global-batch mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from vgan_jax.errors import VganError
+
+
+class AdversarialLoss(NamedTuple):
+    discriminator: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+    generator: Callable[[jnp.ndarray], jnp.ndarray]
+
+
+def non_saturating_d(real_logits: jnp.ndarray, fake_logits: jnp.ndarray) -> jnp.ndarray:
+    """-log sigmoid(D(x)) - log(1 - sigmoid(D(G(z)))) (Goodfellow et al. 2014)."""
+    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def non_saturating_g(fake_logits: jnp.ndarray) -> jnp.ndarray:
+    """-log sigmoid(D(G(z))): the non-saturating generator loss."""
+    return jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+def hinge_d(real_logits: jnp.ndarray, fake_logits: jnp.ndarray) -> jnp.ndarray:
+    """max(0, 1 - D(x)) + max(0, 1 + D(G(z))) (Lim & Ye 2017; used by DVD-GAN)."""
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def hinge_g(fake_logits: jnp.ndarray) -> jnp.ndarray:
+    return -jnp.mean(fake_logits)
+
+
+def wasserstein_d(real_logits: jnp.ndarray, fake_logits: jnp.ndarray) -> jnp.ndarray:
+    """D(G(z)) - D(x) (Arjovsky et al. 2017); pair it with R1 or spectral norm."""
+    return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def wasserstein_g(fake_logits: jnp.ndarray) -> jnp.ndarray:
+    return -jnp.mean(fake_logits)
+
+
+LOSSES: dict[str, AdversarialLoss] = {
+    "non_saturating": AdversarialLoss(non_saturating_d, non_saturating_g),
+    "hinge": AdversarialLoss(hinge_d, hinge_g),
+    "wasserstein": AdversarialLoss(wasserstein_d, wasserstein_g),
+}
+
+
+def get_loss(name: str) -> AdversarialLoss:
+    if name not in LOSSES:
+        raise VganError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name]
+
+
+def r1_penalty(discriminator_fn: Callable[[jnp.ndarray], jnp.ndarray], real: jnp.ndarray):
+    """R1 (Mescheder et al. 2018): mean over the batch of ||grad_x D(x)||^2 on real data.
+
+    Args:
+      discriminator_fn: real videos `[batch, ...]` -> logits `[batch]`.
+      real: float32 `[batch, T, H, W, C]`.
+
+    Returns:
+      float32 scalar; the caller multiplies by gamma / 2.
+    """
+    grads = jax.grad(lambda x: jnp.sum(discriminator_fn(x)))(real)
+    return jnp.mean(jnp.sum(jnp.square(grads).reshape(grads.shape[0], -1), axis=1))

@@ -1,0 +1,147 @@
+"""The DCGAN generator (Radford et al. 2016) lifted to video, and its mirrored critic.
+
+Generator: noise z -> dense -> reshape to a small `[t0, h0, w0, c0]` volume ->
+`num_upsamples` learned 2x upsampling stages (space always; time while the
+frame count still needs it), each followed by per-sample normalisation and
+LeakyReLU(0.2) -> 3D conv -> tanh. Discriminator: the mirror image, built from
+space-to-depth downsampling, LeakyReLU(0.2), optional spectral norm, no
+BatchNorm (batch statistics break under shard_map and R1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vgan_jax.errors import VganError
+from vgan_jax.models.layers import (
+    Downsample,
+    MaybeSpectralConv,
+    MaybeSpectralDense,
+    Upsample,
+    norm_act,
+)
+
+
+@dataclass(frozen=True)
+class UpsamplingPlan:
+    """How a generator grows a `[frames, size, size]` video from a small volume.
+
+    Attributes:
+      start: `(t0, h0, w0)` of the volume the dense layer reshapes into.
+      time_factors: per stage, 2 if that stage doubles time, else 1. The time
+        doublings come first, so the motion is built at the coarse scales.
+    """
+
+    start: tuple[int, int, int]
+    time_factors: tuple[int, ...]
+
+
+def plan_upsampling(frames: int, size: int, num_upsamples: int) -> UpsamplingPlan:
+    """Checks that `num_upsamples` 2x stages can make `[frames, size, size]`.
+
+    Space doubles at every stage, so `size` must divide by `2**num_upsamples`.
+    Time doubles at as many stages as `frames` has factors of two (at most one
+    per stage), so any frame count works.
+
+    Raises:
+      VganError: for a resolution the model can't make.
+    """
+    if num_upsamples < 1:
+        raise VganError(f"model.num_upsamples must be >= 1, got {num_upsamples}")
+    scale = 2**num_upsamples
+    if size < scale or size % scale:
+        raise VganError(
+            f"resolution {size} can't be made by {num_upsamples} 2x upsampling stages: "
+            f"use a multiple of {scale} (e.g. {max(scale, (size // scale) * scale)}) or set "
+            f"--config.model.num_upsamples so that 2**num_upsamples divides the resolution"
+        )
+    if frames < 1:
+        raise VganError(f"data.frames must be >= 1, got {frames}")
+    time_doublings = 0
+    while time_doublings < num_upsamples and frames % (2 ** (time_doublings + 1)) == 0:
+        time_doublings += 1
+    t0 = frames // 2**time_doublings
+    factors = tuple(2 if i < time_doublings else 1 for i in range(num_upsamples))
+    return UpsamplingPlan(start=(t0, size // scale, size // scale), time_factors=factors)
+
+
+class VideoTrunk(nn.Module):
+    """noise -> dense -> reshape -> upsampling stages. Shared by DCGAN and VGAN.
+
+    Returns float32 features `[batch, frames, size, size, width]` (before the
+    output convolution).
+    """
+
+    frames: int
+    size: int
+    width: int
+    num_upsamples: int
+    norm: str
+
+    @nn.compact
+    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+        plan = plan_upsampling(self.frames, self.size, self.num_upsamples)
+        t0, h0, w0 = plan.start
+        channels = self.width * 2**self.num_upsamples
+        x = nn.Dense(t0 * h0 * w0 * channels)(z)
+        x = norm_act(x.reshape(z.shape[0], t0, h0, w0, channels), self.norm)
+        for tf in plan.time_factors:
+            channels //= 2
+            x = Upsample(channels, (tf, 2, 2))(x)
+            x = norm_act(x, self.norm)
+        return x
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN generator for video.
+
+    Call: `z` float32 `[batch, latent_dim]` -> video float32
+    `[batch, frames, size, size, channels]` in [-1, 1].
+    """
+
+    frames: int
+    size: int
+    channels: int
+    width: int = 32
+    num_upsamples: int = 3
+    norm: str = "group"
+
+    @nn.compact
+    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+        x = VideoTrunk(self.frames, self.size, self.width, self.num_upsamples, self.norm)(z)
+        x = nn.Conv(self.channels, (3, 3, 3), padding="SAME")(x)
+        return jnp.tanh(x)
+
+
+class VideoDiscriminator(nn.Module):
+    """3D-conv critic mirroring the generator: `num_downsamples` learned 2x
+    downsampling stages (time too while it is even), LeakyReLU(0.2), a final
+    dense layer.
+
+    Call: video float32 `[batch, frames, size, size, channels]` in [-1, 1] ->
+    logits float32 `[batch]`. `update_stats` advances spectral-norm power
+    iteration (the `spectral` collection must then be mutable).
+    """
+
+    width: int = 32
+    num_downsamples: int = 3
+    spectral_norm: bool = True
+
+    @nn.compact
+    def __call__(self, video: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
+        x = video
+        channels = self.width
+        for _ in range(self.num_downsamples):
+            time_factor = 2 if x.shape[1] % 2 == 0 else 1
+            x = Downsample(channels, (time_factor, 2, 2), spectral_norm=self.spectral_norm)(
+                x, update_stats
+            )
+            x = nn.leaky_relu(x, 0.2)
+            channels *= 2
+        x = MaybeSpectralConv(channels, (3, 3, 3), self.spectral_norm)(x, update_stats)
+        x = nn.leaky_relu(x, 0.2)
+        x = x.reshape(x.shape[0], -1)
+        return MaybeSpectralDense(1, self.spectral_norm)(x, update_stats)[:, 0]

@@ -1,0 +1,162 @@
+"""Shared building blocks: learned 2x up/down-sampling, spectral norm, normalisation.
+
+Why stride-1 conv + depth-to-space instead of `ConvTranspose` / strided `Conv`:
+XLA:CPU runs 3D transposed convolutions and the input gradient of strided 3D
+convolutions about 50x slower than stride-1 convolutions (83-188 s against 5.3 s
+per step for the same GAN on 2 cores). A stride-1 convolution at the low
+resolution that emits `factor` times more channels, followed by depth-to-space,
+is a learned upsampling with the same receptive field as a 4-tap transposed
+convolution (Shi et al. 2016, "sub-pixel convolution"); space-to-depth followed
+by a stride-1 convolution is the matching learned downsampling. On GPU/TPU the
+same layers are as fast as the strided forms, so one implementation serves all.
+
+All tensors are channels-last: `[batch, *spatial, channels]`, where `spatial` is
+`(time, height, width)` for video and `(height, width)` for images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+def depth_to_space(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
+    """Moves channel blocks into the spatial axes.
+
+    Args:
+      x: `[batch, *spatial, channels * prod(factors)]`.
+      factors: one integer per spatial axis.
+
+    Returns:
+      `[batch, *(s * f for s, f in zip(spatial, factors)), channels]`.
+    """
+    batch, *spatial, depth = x.shape
+    nd = len(spatial)
+    block = 1
+    for f in factors:
+        block *= f
+    channels = depth // block
+    x = x.reshape(batch, *spatial, *factors, channels)
+    # [b, s0, s1, .., f0, f1, .., c] -> [b, s0, f0, s1, f1, .., c]
+    order = [0]
+    for i in range(nd):
+        order += [1 + i, 1 + nd + i]
+    order.append(1 + 2 * nd)
+    x = x.transpose(order)
+    return x.reshape(batch, *(s * f for s, f in zip(spatial, factors)), channels)
+
+
+def space_to_depth(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
+    """Inverse of `depth_to_space`: `[b, *spatial, c]` -> `[b, *(s // f), c * prod(f)]`."""
+    batch, *spatial, channels = x.shape
+    nd = len(spatial)
+    shape = [batch]
+    for s, f in zip(spatial, factors):
+        shape += [s // f, f]
+    x = x.reshape(*shape, channels)
+    # [b, s0, f0, s1, f1, .., c] -> [b, s0, s1, .., f0, f1, .., c]
+    order = [0] + [1 + 2 * i for i in range(nd)] + [2 + 2 * i for i in range(nd)] + [1 + 2 * nd]
+    x = x.transpose(order)
+    block = 1
+    for f in factors:
+        block *= f
+    return x.reshape(batch, *(s // f for s, f in zip(spatial, factors)), channels * block)
+
+
+class MaybeSpectralConv(nn.Module):
+    """A stride-1 'SAME' convolution, spectrally normalised when asked.
+
+    The spectral-norm power-iteration vector lives in the `spectral` collection,
+    which the train step threads through `TrainState.d_state`.
+    """
+
+    features: int
+    kernel_size: Sequence[int]
+    spectral_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
+        conv = nn.Conv(self.features, tuple(self.kernel_size), padding="SAME")
+        if self.spectral_norm:
+            return nn.SpectralNorm(conv, collection_name="spectral")(x, update_stats=update_stats)
+        return conv(x)
+
+
+class MaybeSpectralDense(nn.Module):
+    """A dense layer, spectrally normalised when asked (see `MaybeSpectralConv`)."""
+
+    features: int
+    spectral_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
+        dense = nn.Dense(self.features)
+        if self.spectral_norm:
+            return nn.SpectralNorm(dense, collection_name="spectral")(x, update_stats=update_stats)
+        return dense(x)
+
+
+class Upsample(nn.Module):
+    """Learned upsampling: stride-1 conv to `features * prod(factors)` channels, then
+    depth-to-space. `[b, *spatial, c_in]` -> `[b, *(s * f), features]`."""
+
+    features: int
+    factors: Sequence[int]
+    kernel: int = 3
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        block = 1
+        for f in self.factors:
+            block *= f
+        nd = len(self.factors)
+        x = nn.Conv(self.features * block, (self.kernel,) * nd, padding="SAME")(x)
+        return depth_to_space(x, self.factors)
+
+
+class Downsample(nn.Module):
+    """Learned downsampling: space-to-depth, then a stride-1 conv.
+    `[b, *spatial, c_in]` -> `[b, *(s // f), features]`."""
+
+    features: int
+    factors: Sequence[int]
+    kernel: int = 3
+    spectral_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
+        x = space_to_depth(x, self.factors)
+        return MaybeSpectralConv(
+            self.features, (self.kernel,) * len(self.factors), self.spectral_norm
+        )(x, update_stats)
+
+
+def normalization(kind: str, channels: int) -> nn.Module | None:
+    """Per-sample normalisation for generators.
+
+    BatchNorm is deliberately absent: batch statistics make each sample depend on
+    the rest of its per-device batch, so 1 and N devices would give different
+    numbers. Group and layer norm normalise each sample alone.
+    """
+    if kind == "group":
+        # Up to 16 groups; gcd keeps it a divisor of any channel count.
+        return nn.GroupNorm(num_groups=math.gcd(channels, 16))
+    if kind == "layer":
+        return nn.LayerNorm()
+    if kind == "none":
+        return None
+    raise ValueError(f"unknown normalization {kind!r}; known: group, layer, none")
+
+
+GENERATOR_NORMS = ("group", "layer", "none")
+
+
+def norm_act(x: jnp.ndarray, kind: str) -> jnp.ndarray:
+    """Normalisation (per sample) then LeakyReLU(0.2), as in the DCGAN generator stages."""
+    norm = normalization(kind, x.shape[-1])
+    if norm is not None:
+        x = norm(x)
+    return nn.leaky_relu(x, 0.2)

@@ -1,0 +1,111 @@
+"""Model registry: name -> builder of a (generator, discriminator) pair.
+
+This is the one place where config fields become model keyword arguments; the
+modules themselves never see the config. To add a model, write its file (one per
+paper) and register a builder here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import flax.linen as nn
+
+from vgan_jax.errors import VganError
+from vgan_jax.models.dcgan import DCGANGenerator, VideoDiscriminator, plan_upsampling
+from vgan_jax.models.layers import GENERATOR_NORMS
+from vgan_jax.models.vgan import VGANGenerator
+
+
+class VideoShape(NamedTuple):
+    """Shape of one video clip: `[frames, size, size, channels]`."""
+
+    frames: int
+    size: int
+    channels: int
+
+    def as_array_shape(self) -> tuple[int, int, int, int]:
+        """`(T, H, W, C)`."""
+        return (self.frames, self.size, self.size, self.channels)
+
+
+class ModelPair(NamedTuple):
+    """What a model contributes to training: two Flax modules.
+
+    generator: `z [batch, latent_dim]` -> video `[batch, T, H, W, C]` in [-1, 1];
+      may `sow` scalar auxiliary losses into the `losses` collection.
+    discriminator: `(video, update_stats)` -> logits `[batch]`; may keep
+      spectral-norm state in the `spectral` collection.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    latent_dim: int
+
+
+def _discriminator(model_config) -> VideoDiscriminator:
+    return VideoDiscriminator(
+        width=model_config.width,
+        num_downsamples=model_config.num_upsamples,
+        spectral_norm=model_config.d_spectral_norm,
+    )
+
+
+def _build_dcgan(model_config, shape: VideoShape) -> ModelPair:
+    generator = DCGANGenerator(
+        frames=shape.frames,
+        size=shape.size,
+        channels=shape.channels,
+        width=model_config.width,
+        num_upsamples=model_config.num_upsamples,
+        norm=model_config.g_norm,
+    )
+    return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
+
+
+def _build_vgan(model_config, shape: VideoShape) -> ModelPair:
+    generator = VGANGenerator(
+        frames=shape.frames,
+        size=shape.size,
+        channels=shape.channels,
+        width=model_config.width,
+        num_upsamples=model_config.num_upsamples,
+        norm=model_config.g_norm,
+        mask_l1_weight=model_config.mask_l1_weight,
+    )
+    return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
+
+
+_BUILDERS: dict[str, Callable[..., ModelPair]] = {
+    "dcgan": _build_dcgan,
+    "vgan": _build_vgan,
+}
+
+
+def known_models() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def check_model_config(model_config, shape: VideoShape) -> None:
+    """Raises `VganError` for anything the model can't be built with; cheap, no tracing."""
+    if model_config.name not in _BUILDERS:
+        raise VganError(
+            f"unknown model {model_config.name!r}; known models: {', '.join(known_models())}"
+        )
+    if model_config.g_norm not in GENERATOR_NORMS:
+        raise VganError(
+            f"unknown model.g_norm {model_config.g_norm!r}; known: {', '.join(GENERATOR_NORMS)}"
+        )
+    for field in ("latent_dim", "width"):
+        if model_config[field] < 1:
+            raise VganError(f"model.{field} must be >= 1, got {model_config[field]}")
+    if shape.channels not in (1, 3):
+        raise VganError(f"data.channels must be 1 or 3, got {shape.channels}")
+    plan_upsampling(shape.frames, shape.size, model_config.num_upsamples)
+
+
+def build_models(model_config, shape: VideoShape) -> ModelPair:
+    """The (generator, discriminator) pair named by `model_config.name` for `shape`."""
+    check_model_config(model_config, shape)
+    return _BUILDERS[model_config.name](model_config, shape)

@@ -1,0 +1,76 @@
+"""VGAN (Vondrick, Pirsiavash, Torralba 2016, "Generating Videos with Scene Dynamics").
+
+Two streams from one noise vector: a 3D-conv foreground stream that outputs a
+video `f` and a mask `m` (sigmoid), and a 2D-conv background stream that outputs
+one image `b`, replicated over time. The video is `m * f + (1 - m) * b`. An L1
+penalty on the mask (weight `mask_l1_weight`, 0.1 in the paper) keeps the model
+from explaining everything as foreground; the module reports it through
+`self.sow("losses", ...)`, which the shared train step adds to the generator
+loss. The critic is the same 3D-conv discriminator as DCGAN's.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vgan_jax.models.dcgan import VideoTrunk, plan_upsampling
+from vgan_jax.models.layers import Upsample, norm_act
+
+
+class BackgroundStream(nn.Module):
+    """noise -> dense -> reshape -> 2D upsampling stages -> conv -> tanh.
+
+    Call: `z` float32 `[batch, latent]` -> image float32 `[batch, size, size, channels]`.
+    """
+
+    size: int
+    channels: int
+    width: int
+    num_upsamples: int
+    norm: str
+
+    @nn.compact
+    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+        start = self.size // 2**self.num_upsamples
+        channels = self.width * 2**self.num_upsamples
+        x = nn.Dense(start * start * channels)(z)
+        x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm)
+        for _ in range(self.num_upsamples):
+            channels //= 2
+            x = norm_act(Upsample(channels, (2, 2))(x), self.norm)
+        return jnp.tanh(nn.Conv(self.channels, (3, 3), padding="SAME")(x))
+
+
+class VGANGenerator(nn.Module):
+    """Two-stream generator.
+
+    Call: `z` float32 `[batch, latent_dim]` -> video float32
+    `[batch, frames, size, size, channels]` in [-1, 1]. With
+    `return_streams=True` also returns `(foreground, background, mask)`.
+    """
+
+    frames: int
+    size: int
+    channels: int
+    width: int = 32
+    num_upsamples: int = 3
+    norm: str = "group"
+    mask_l1_weight: float = 0.1
+
+    @nn.compact
+    def __call__(self, z: jnp.ndarray, return_streams: bool = False):
+        plan_upsampling(self.frames, self.size, self.num_upsamples)  # fail early on bad sizes
+        x = VideoTrunk(self.frames, self.size, self.width, self.num_upsamples, self.norm)(z)
+        x = nn.Conv(self.channels + 1, (3, 3, 3), padding="SAME")(x)
+        foreground = jnp.tanh(x[..., : self.channels])
+        mask = nn.sigmoid(x[..., self.channels :])
+        background = BackgroundStream(
+            self.size, self.channels, self.width, self.num_upsamples, self.norm
+        )(z)[:, None]
+        video = mask * foreground + (1.0 - mask) * background
+        if self.mask_l1_weight:
+            self.sow("losses", "mask_l1", self.mask_l1_weight * jnp.mean(jnp.abs(mask)))
+        if return_streams:
+            return video, (foreground, jnp.broadcast_to(background, foreground.shape), mask)
+        return video

@@ -1,0 +1,132 @@
+"""What is trained: the static `Gan` definition and the `TrainState` pytree.
+
+`Gan` holds what never changes during a run (modules, optimizers, loss choice);
+`TrainState` holds every array that does, so `train_step(state, batch)` is pure and
+one Orbax checkpoint of the state resumes a run exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from vgan_jax.losses import AdversarialLoss, get_loss
+from vgan_jax.models import ModelPair, VideoShape, build_models
+from vgan_jax.parallel import replicated
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training. Replicated over the mesh.
+
+    step: int32 scalar, optimisation steps taken.
+    rng: uint32 `[2]` PRNG key; per-step keys are `fold_in(rng, step)`.
+    g_params, d_params: generator / discriminator parameters (float32).
+    g_opt_state, d_opt_state: their Optax states.
+    ema_params: exponential moving average of `g_params`, used for sampling.
+    d_state: non-parameter discriminator collections (spectral-norm vectors).
+    """
+
+    step: jax.Array
+    rng: jax.Array
+    g_params: PyTree
+    d_params: PyTree
+    g_opt_state: PyTree
+    d_opt_state: PyTree
+    ema_params: PyTree
+    d_state: PyTree
+
+
+@dataclasses.dataclass(frozen=True)
+class Gan:
+    """The static half of training: modules, optimizers and loss settings."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    latent_dim: int
+    video_shape: VideoShape
+    g_optimizer: optax.GradientTransformation
+    d_optimizer: optax.GradientTransformation
+    loss: AdversarialLoss
+    r1_gamma: float
+    ema_decay: float
+
+
+def make_optimizer(lr: float, beta1: float, beta2: float, weight_decay: float):
+    if weight_decay:
+        return optax.adamw(lr, b1=beta1, b2=beta2, weight_decay=weight_decay)
+    return optax.adam(lr, b1=beta1, b2=beta2)
+
+
+def video_shape_from_config(config) -> VideoShape:
+    return VideoShape(config.data.frames, config.data.resolution, config.data.channels)
+
+
+def build_gan(config) -> Gan:
+    """The `Gan` described by `config` (model, data shape, train hyper-parameters)."""
+    shape = video_shape_from_config(config)
+    pair: ModelPair = build_models(config.model, shape)
+    t = config.train
+    return Gan(
+        generator=pair.generator,
+        discriminator=pair.discriminator,
+        latent_dim=pair.latent_dim,
+        video_shape=shape,
+        g_optimizer=make_optimizer(t.g_lr, t.g_beta1, t.g_beta2, t.weight_decay),
+        d_optimizer=make_optimizer(t.d_lr, t.d_beta1, t.d_beta2, t.weight_decay),
+        loss=get_loss(t.loss),
+        r1_gamma=float(t.r1_gamma),
+        ema_decay=float(t.ema_decay),
+    )
+
+
+def _init_state(gan: Gan, seed: int) -> TrainState:
+    rng = jax.random.PRNGKey(seed)
+    g_key, d_key, train_key = jax.random.split(rng, 3)
+    z = jnp.zeros((1, gan.latent_dim), jnp.float32)
+    g_params = gan.generator.init(g_key, z)["params"]
+    video = jnp.zeros((1, *gan.video_shape.as_array_shape()), jnp.float32)
+    d_variables = gan.discriminator.init(d_key, video)
+    d_params = d_variables["params"]
+    d_state = {k: v for k, v in d_variables.items() if k != "params"}
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        rng=train_key,
+        g_params=g_params,
+        d_params=d_params,
+        g_opt_state=gan.g_optimizer.init(g_params),
+        d_opt_state=gan.d_optimizer.init(d_params),
+        ema_params=jax.tree.map(jnp.copy, g_params),
+        d_state=d_state,
+    )
+
+
+def abstract_train_state(gan: Gan, seed: int = 0, mesh: Mesh | None = None) -> TrainState:
+    """Shapes and dtypes of the state, no computation; with `mesh`, replicated shardings."""
+    abstract = jax.eval_shape(lambda: _init_state(gan, seed))
+    if mesh is None:
+        return abstract
+    sharding = replicated(mesh)
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract
+    )
+
+
+def create_train_state(gan: Gan, seed: int, mesh: Mesh) -> TrainState:
+    """A fresh state, initialised from `seed` directly onto every device of `mesh`."""
+    abstract = abstract_train_state(gan, seed)
+    shardings = jax.tree.map(lambda _: replicated(mesh), abstract)
+    return jax.jit(lambda: _init_state(gan, seed), out_shardings=shardings)()
+
+
+def count_params(params: PyTree) -> int:
+    return sum(int(x.size) for x in jax.tree.leaves(params))

@@ -1,0 +1,322 @@
+"""`train(config, workdir)`: the training loop around the shared `train_step`.
+
+The loop validates everything cheap first (names, shapes, batch split, workdir,
+an existing checkpoint's config), so bad input fails in a second with one line,
+never after minutes of compilation. Then it resumes from the newest checkpoint
+in the workdir if there is one, and trains with a progress bar, TensorBoard
+scalars, sample GIF grids, and asynchronous checkpoints. SIGTERM (Cloud TPU
+preemption) and Ctrl-C save a checkpoint and exit cleanly; a non-finite loss
+stops training without saving, so the last good checkpoint stays the newest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from vgan_jax import data as data_lib
+from vgan_jax.checkpoint import Checkpointer
+from vgan_jax.errors import VganError
+from vgan_jax.losses import get_loss
+from vgan_jax.models import check_model_config
+from vgan_jax.parallel import check_batch_size, global_batch, make_mesh
+from vgan_jax.sampling import latents, make_generate_fn
+from vgan_jax.state import (
+    abstract_train_state,
+    build_gan,
+    count_params,
+    create_train_state,
+    video_shape_from_config,
+)
+from vgan_jax.train_step import make_train_step
+from vgan_jax.video_io import encode_gif, to_uint8, write_videos
+
+# Config sections that define the model and its input; a checkpoint made with other
+# values can't be resumed (train.* hyper-parameters may change between runs).
+_IDENTITY_FIELDS = ("model", "data.resolution", "data.frames", "data.channels")
+
+
+class TrainingDiverged(VganError):
+    """A loss or gradient became NaN/Inf."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    workdir: str
+    metrics: dict[str, float]
+    stopped_by_signal: bool = False
+
+
+def _get_field(config, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+
+
+def check_config(config) -> None:
+    """Every check that needs no compilation: names, sizes, batch split, steps."""
+    data_lib.check_data_config(config.data)
+    check_model_config(config.model, video_shape_from_config(config))
+    get_loss(config.train.loss)
+    for field in ("steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
+        if config.train[field] < 1:
+            raise VganError(f"train.{field} must be >= 1, got {config.train[field]}")
+    if config.train.num_sample_videos < 1:
+        raise VganError("train.num_sample_videos must be >= 1")
+
+
+def check_workdir(workdir: str) -> None:
+    """The workdir must be creatable and writable."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as error:
+        raise VganError(f"can't create workdir {workdir!r}: {error.strerror}; choose another --workdir") from error
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise VganError(f"workdir {workdir!r} is not writable; choose another --workdir")
+
+
+def check_resumable(saved_config: dict, config) -> None:
+    """Refuses to resume a checkpoint whose model or clip shape differs from `config`."""
+    saved = ml_collections.ConfigDict(saved_config)
+    differences = []
+    for field in _IDENTITY_FIELDS:
+        old, new = _get_field(saved, field), _get_field(config, field)
+        if isinstance(old, dict):
+            differences += [
+                f"{field}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+                for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)
+            ]
+        elif old != new:
+            differences.append(f"{field}: {old!r} -> {new!r}")
+    if differences:
+        raise VganError(
+            "the workdir holds a checkpoint of a different model ("
+            + "; ".join(differences)
+            + "); use a fresh --workdir or the original config"
+        )
+
+
+class _StopRequest:
+    """Turns SIGTERM / SIGINT into a flag the loop checks after each step."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. a notebook worker)
+                pass
+        return self
+
+    def _handle(self, signum, _frame):
+        if self.signal_name is not None:  # second signal: stop the hard way
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _Logger:
+    """TensorBoard (tensorboardX, no TensorFlow) on process 0; nothing elsewhere."""
+
+    def __init__(self, logdir: str):
+        self._writer = None
+        if jax.process_index() == 0:
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(logdir)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if self._writer:
+            for name, value in values.items():
+                self._writer.add_scalar(name, value, step)
+
+    def video(self, step: int, tag: str, videos_uint8: np.ndarray) -> None:
+        """An animated GIF image summary, as tensorboardX's add_video writes (minus moviepy)."""
+        if not self._writer:
+            return
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        _, frames, height, width, channels = videos_uint8.shape
+        image = Summary.Image(
+            height=height, width=width, colorspace=3, encoded_image_string=encode_gif(videos_uint8)
+        )
+        self._writer.file_writer.add_summary(
+            Summary(value=[Summary.Value(tag=tag, image=image)]), step
+        )
+
+    def close(self) -> None:
+        if self._writer:
+            self._writer.close()
+
+
+def _mean_metrics(history: list[dict]) -> dict[str, float]:
+    fetched = jax.device_get(history)
+    return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
+    """Trains (or resumes) the run described by `config` in `workdir`.
+
+    Returns the last step and its logged metrics. Raises `VganError` for bad input
+    (before compiling) and `TrainingDiverged` if the loss becomes non-finite.
+    """
+    check_config(config)
+    check_workdir(workdir)
+    mesh = make_mesh(config.mesh.num_devices)
+    check_batch_size(config.train.batch_size, mesh)
+    checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints)
+    latest = checkpointer.latest_step()
+    if latest is not None:
+        check_resumable(checkpointer.read_meta(latest)["config"], config)
+    meta = {"config": config.to_dict(), "jax_version": jax.__version__}
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            json.dump(config.to_dict(), f, indent=2)
+
+    gan = build_gan(config)
+    iterator = data_lib.make_train_iterator(
+        config.data,
+        seed=config.seed,
+        global_batch_size=config.train.batch_size,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    if latest is None:
+        state = create_train_state(gan, config.seed, mesh)
+    else:
+        state = checkpointer.restore(abstract_train_state(gan, config.seed, mesh), iterator, latest)
+    step = int(jax.device_get(state.step))
+
+    train_step = make_train_step(gan, mesh)
+    generate = make_generate_fn(gan)
+    sample_z = latents(config.seed + 1, config.train.num_sample_videos, gan.latent_dim)
+    samples_dir = os.path.join(workdir, "samples")
+    logdir = os.path.join(workdir, "logs")
+    os.makedirs(samples_dir, exist_ok=True)
+    logger = _Logger(logdir)
+    fvd = _make_fvd_hook(config, workdir, mesh)
+
+    is_main = jax.process_index() == 0
+    if is_main:
+        print(
+            f"vgan_jax: {config.model.name} G {count_params(state.g_params):,} params, "
+            f"D {count_params(state.d_params):,} params, {mesh.devices.size} device(s), "
+            f"{'resuming at step ' + str(step) if latest is not None else 'starting'}\n"
+            f"  checkpoints: {checkpointer.directory}\n  samples:     {samples_dir}\n"
+            f"  logs:        {logdir} (tensorboard --logdir {logdir})",
+            flush=True,
+        )
+
+    def save():
+        checkpointer.save(step, state, iterator, meta)
+
+    def write_samples():
+        videos = to_uint8(jax.device_get(generate(state.ema_params, sample_z)))
+        if is_main:
+            write_videos(os.path.join(samples_dir, f"step_{step:07d}.gif"), videos)
+            logger.video(step, "samples/ema", videos)
+
+    history: list[dict] = []
+    logged: dict[str, float] = {}
+    stopped_by = None
+    steps_at_log, time_at_log = step, time.perf_counter()
+    progress = tqdm(
+        total=config.train.steps, initial=step, disable=not is_main, dynamic_ncols=True, desc="train"
+    )
+    try:
+        with _StopRequest() as stop:
+            while step < config.train.steps:
+                batch = global_batch(next(iterator), mesh)
+                state, metrics = train_step(state, batch)
+                step += 1
+                history.append(metrics)
+                progress.update(1)
+                must_save = step % config.train.checkpoint_every == 0 or step == config.train.steps
+                if (
+                    step % config.train.log_every == 0
+                    or must_save
+                    or stop.signal_name
+                    or step == config.train.steps
+                ):
+                    logged = _mean_metrics(history)
+                    history.clear()
+                    if logged["nonfinite"] > 0:
+                        raise TrainingDiverged(
+                            f"loss became NaN/Inf by step {step}; stopped without saving, the last "
+                            f"good checkpoint is step {checkpointer.latest_step()}; lower the "
+                            f"learning rates or enable R1 (--config.train.r1_gamma)"
+                        )
+                    now = time.perf_counter()
+                    logged["steps_per_second"] = (step - steps_at_log) / max(now - time_at_log, 1e-9)
+                    steps_at_log, time_at_log = step, now
+                    logger.scalars(step, {f"train/{k}": v for k, v in logged.items()})
+                    progress.set_postfix(
+                        d=f"{logged['d_loss']:.3f}",
+                        g=f"{logged['g_loss']:.3f}",
+                        sps=f"{logged['steps_per_second']:.2f}",
+                    )
+                if step % config.train.sample_every == 0 or step == config.train.steps:
+                    write_samples()
+                if fvd is not None and step % config.train.fvd_every == 0:
+                    logger.scalars(step, {f"eval/{k}": v for k, v in fvd(state).items()
+                                          if isinstance(v, float)})
+                if must_save or stop.signal_name:
+                    save()
+                if stop.signal_name:
+                    stopped_by = stop.signal_name
+                    checkpointer.wait()
+                    if is_main:
+                        progress.write(f"vgan_jax: {stopped_by} received, saved step {step}, exiting")
+                    break
+    finally:
+        progress.close()
+        checkpointer.close()
+        logger.close()
+        with contextlib.suppress(Exception):
+            iterator.close()
+    return TrainResult(step=step, workdir=workdir, metrics=logged, stopped_by_signal=bool(stopped_by))
+
+
+def _make_fvd_hook(config, workdir: str, mesh):
+    """A callable `state -> metrics` computing a small-N FVD of the EMA generator, or None."""
+    if not config.train.fvd_every:
+        return None
+    from vgan_jax.metrics.training_hook import FvdEvaluator
+
+    evaluator = FvdEvaluator(
+        config.data,
+        num_videos=config.train.fvd_num_videos,
+        seed=config.seed,
+        cache_dir=os.path.join(workdir, "fvd_cache"),
+        mesh=mesh,
+    )
+    gan = build_gan(config)
+    generate = make_generate_fn(gan)
+    z = latents(config.seed + 2, config.train.fvd_num_videos, gan.latent_dim)
+
+    def run(state):
+        batches = (
+            to_uint8(jax.device_get(generate(state.ema_params, z[i : i + 16])))
+            for i in range(0, z.shape[0], 16)
+        )
+        return evaluator(batches)
+
+    return run

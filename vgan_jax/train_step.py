@@ -1,0 +1,189 @@
+"""The one training step every model shares, and its jit(shard_map(...)) wrapper.
+
+`train_step(gan, state, batch)` does one discriminator update and one generator
+update. It runs per device inside `shard_map`: gradients and metrics are
+`pmean`-ed over the `data` axis, so 1 and N devices compute the same numbers.
+
+Randomness: the latent noise of the whole global batch is drawn from
+`fold_in(state.rng, step)` on every device and each device takes its own slice,
+so the noise a sample gets does not depend on how many devices there are (that is
+what makes 1 and N devices agree to float tolerance). Per-device randomness
+(e.g. dropout) folds in the device index.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, PartitionSpec
+
+from vgan_jax.losses import r1_penalty
+from vgan_jax.parallel import DATA_AXIS
+from vgan_jax.state import Gan, TrainState
+
+# fold_in tags, so the streams of random numbers never collide.
+_NOISE, _DEVICE = 0, 1
+
+
+def ema_decay_at(step: jnp.ndarray, decay: float) -> jnp.ndarray:
+    """min(decay, (1 + step) / (10 + step)): the EMA warms up instead of dragging the
+    random initialisation through the first thousands of steps (as TF's
+    ExponentialMovingAverage with num_updates)."""
+    step = step.astype(jnp.float32)
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def _sum_sown(collection) -> jnp.ndarray:
+    """Sum of every scalar a module `sow`-ed (auxiliary generator losses)."""
+    leaves = jax.tree.leaves(collection)
+    return sum(leaves, jnp.zeros((), jnp.float32))
+
+
+def _all_finite(*trees) -> jnp.ndarray:
+    return jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(x)) for t in trees for x in jax.tree.leaves(t)])
+    )
+
+
+def train_step(
+    gan: Gan,
+    state: TrainState,
+    batch: dict,
+    *,
+    axis_name: str | None = None,
+    num_shards: int = 1,
+) -> tuple[TrainState, dict]:
+    """One D update then one G update.
+
+    Args:
+      gan: static model/optimizer definition.
+      state: the replicated `TrainState`.
+      batch: `{"video": float32 [local_batch, T, H, W, C] in [-1, 1], ...}`.
+      axis_name: the mesh axis to average over (None outside shard_map).
+      num_shards: devices on that axis.
+
+    Returns:
+      `(new_state, metrics)`; metrics are float32 scalars averaged over devices.
+      If any loss or gradient is not finite the state is returned unchanged
+      (but for `step`) and `metrics["nonfinite"]` is 1, so the caller can stop
+      without a corrupt state ever reaching a checkpoint.
+    """
+    real = batch["video"]
+    local_batch = real.shape[0]
+    step_key = jax.random.fold_in(state.rng, state.step)
+    shard = jax.lax.axis_index(axis_name) if axis_name else 0
+    z_global = jax.random.normal(
+        jax.random.fold_in(step_key, _NOISE), (local_batch * num_shards, gan.latent_dim)
+    )
+    z = jax.lax.dynamic_slice_in_dim(z_global, shard * local_batch, local_batch)
+
+    def pmean(tree):
+        return jax.lax.pmean(tree, axis_name) if axis_name else tree
+
+    # Generator forward once; its VJP is reused for the G update after D moved.
+    def generate(g_params):
+        video, sown = gan.generator.apply({"params": g_params}, z, mutable=["losses"])
+        return video, _sum_sown(sown.get("losses", {}))
+
+    (fake, aux_loss), generator_vjp = jax.vjp(generate, state.g_params)
+
+    # --- discriminator update -------------------------------------------------
+    def d_loss_fn(d_params):
+        variables = {"params": d_params, **state.d_state}
+        both = jnp.concatenate([real, jax.lax.stop_gradient(fake)], axis=0)
+        logits, new_d_state = gan.discriminator.apply(
+            variables, both, update_stats=True, mutable=list(state.d_state)
+        )
+        real_logits, fake_logits = logits[:local_batch], logits[local_batch:]
+        loss = gan.loss.discriminator(real_logits, fake_logits)
+        r1 = jnp.zeros((), jnp.float32)
+        if gan.r1_gamma > 0:
+            r1 = r1_penalty(
+                lambda x: gan.discriminator.apply(
+                    {"params": d_params, **state.d_state}, x, update_stats=False
+                ),
+                real,
+            )
+            loss = loss + 0.5 * gan.r1_gamma * r1
+        aux = dict(
+            new_d_state=new_d_state,
+            d_real=jnp.mean(real_logits),
+            d_fake=jnp.mean(fake_logits),
+            r1=r1,
+        )
+        return loss, aux
+
+    (d_loss, d_aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
+    d_grads = pmean(d_grads)
+    d_updates, d_opt_state = gan.d_optimizer.update(d_grads, state.d_opt_state, state.d_params)
+    d_params = optax.apply_updates(state.d_params, d_updates)
+    d_state = d_aux["new_d_state"]
+
+    # --- generator update, against the updated discriminator ------------------
+    def g_adversarial_loss(video):
+        logits = gan.discriminator.apply(
+            {"params": d_params, **d_state}, video, update_stats=False
+        )
+        return gan.loss.generator(logits)
+
+    g_adv_loss, d_fake_video = jax.value_and_grad(g_adversarial_loss)(fake)
+    (g_grads,) = generator_vjp((d_fake_video, jnp.ones((), jnp.float32)))
+    g_grads = pmean(g_grads)
+    g_updates, g_opt_state = gan.g_optimizer.update(g_grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, g_updates)
+
+    decay = ema_decay_at(state.step, gan.ema_decay)
+    ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
+
+    metrics = pmean(
+        dict(
+            d_loss=d_loss,
+            g_loss=g_adv_loss + aux_loss,
+            g_aux_loss=aux_loss,
+            d_real=d_aux["d_real"],
+            d_fake=d_aux["d_fake"],
+            r1=d_aux["r1"],
+            d_grad_norm=optax.global_norm(d_grads),
+            g_grad_norm=optax.global_norm(g_grads),
+        )
+    )
+    finite = _all_finite(metrics)
+    metrics["nonfinite"] = 1.0 - finite.astype(jnp.float32)
+
+    updated = state.replace(
+        g_params=g_params,
+        d_params=d_params,
+        g_opt_state=g_opt_state,
+        d_opt_state=d_opt_state,
+        ema_params=ema_params,
+        d_state=d_state,
+    )
+    # Never let a non-finite update into the state (the last good state is kept).
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+    return new_state.replace(step=state.step + 1), metrics
+
+
+def make_train_step(gan: Gan, mesh: Mesh):
+    """`jit(shard_map(train_step))` over the mesh's `data` axis, state donated.
+
+    The returned function takes `(state, batch)` with the state replicated and
+    the batch sharded over `data` (see `parallel.global_batch`), and returns
+    `(state, metrics)`, both replicated.
+    """
+    step_fn = functools.partial(
+        train_step, gan, axis_name=DATA_AXIS, num_shards=mesh.shape[DATA_AXIS]
+    )
+    sharded = jax.shard_map(
+        step_fn,
+        mesh=mesh,
+        in_specs=(PartitionSpec(), PartitionSpec(DATA_AXIS)),
+        out_specs=(PartitionSpec(), PartitionSpec()),
+        # With check_vma=True shard_map's transpose already psums gradients of
+        # replicated params; we keep the explicit, classic pmean instead (one
+        # rule that also holds for the VJP and aux losses).
+        check_vma=False,
+    )
+    return jax.jit(sharded, donate_argnums=0)
