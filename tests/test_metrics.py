@@ -344,10 +344,10 @@ def test_run_eval_and_training_hook_with_fake_sampler(tmp_path, monkeypatch, cap
         for start in range(0, num, batch_size):
             yield videos[start : start + batch_size]
 
-    fake_sample = types.ModuleType("vgan_jax.sample")
+    fake_sample = types.ModuleType("vgan_jax.sampling")
     fake_sample.iterate_samples = iterate_samples
     fake_sample.load_run_config = lambda workdir: ml_collections.ConfigDict(config)
-    monkeypatch.setitem(sys.modules, "vgan_jax.sample", fake_sample)
+    monkeypatch.setitem(sys.modules, "vgan_jax.sampling", fake_sample)
     monkeypatch.setattr(vgan_jax.data, "load_videos", load_videos, raising=False)
     monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
 

@@ -147,7 +147,7 @@ def run_eval(args: argparse.Namespace) -> int:
     Writes `fvd_n{N}_seed{seed}.json` into the workdir and prints the same JSON.
     """
     from vgan_jax.metrics.training_hook import real_stats
-    from vgan_jax.sample import iterate_samples, load_run_config
+    from vgan_jax.sampling import iterate_samples, load_run_config
 
     if not os.path.isdir(args.workdir):
         raise VganError(f"--workdir {args.workdir}: no such directory")

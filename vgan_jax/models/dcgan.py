@@ -69,10 +69,13 @@ def plan_upsampling(frames: int, size: int, num_upsamples: int) -> UpsamplingPla
 
 
 class VideoTrunk(nn.Module):
-    """noise -> dense -> reshape -> upsampling stages. Shared by DCGAN and VGAN.
+    """noise -> dense -> reshape -> 2x upsampling stages. Shared by DCGAN and VGAN.
 
-    Returns float32 features `[batch, frames, size, size, width]` (before the
-    output convolution).
+    As in DCGAN, the last upsampling stage emits the output channels directly (no
+    convolution at full resolution, which would cost the most and add nothing the
+    stage before can't learn). Channels halve at every stage down to `width`.
+
+    Returns float32 pre-activation outputs `[batch, frames, size, size, out_channels]`.
     """
 
     frames: int
@@ -80,19 +83,21 @@ class VideoTrunk(nn.Module):
     width: int
     num_upsamples: int
     norm: str
+    out_channels: int
 
     @nn.compact
     def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
         plan = plan_upsampling(self.frames, self.size, self.num_upsamples)
         t0, h0, w0 = plan.start
-        channels = self.width * 2**self.num_upsamples
+        channels = self.width * 2 ** (self.num_upsamples - 1)
         x = nn.Dense(t0 * h0 * w0 * channels)(z)
         x = norm_act(x.reshape(z.shape[0], t0, h0, w0, channels), self.norm)
-        for tf in plan.time_factors:
+        for stage, tf in enumerate(plan.time_factors):
+            if stage == self.num_upsamples - 1:
+                return Upsample(self.out_channels, (tf, 2, 2))(x)
             channels //= 2
-            x = Upsample(channels, (tf, 2, 2))(x)
-            x = norm_act(x, self.norm)
-        return x
+            x = norm_act(Upsample(channels, (tf, 2, 2))(x), self.norm)
+        raise AssertionError("unreachable: num_upsamples >= 1")
 
 
 class DCGANGenerator(nn.Module):
@@ -111,8 +116,9 @@ class DCGANGenerator(nn.Module):
 
     @nn.compact
     def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
-        x = VideoTrunk(self.frames, self.size, self.width, self.num_upsamples, self.norm)(z)
-        x = nn.Conv(self.channels, (3, 3, 3), padding="SAME")(x)
+        x = VideoTrunk(
+            self.frames, self.size, self.width, self.num_upsamples, self.norm, self.channels
+        )(z)
         return jnp.tanh(x)
 
 

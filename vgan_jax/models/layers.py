@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 
@@ -66,6 +67,77 @@ def space_to_depth(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
     return x.reshape(batch, *(s // f for s, f in zip(spatial, factors)), channels * block)
 
 
+def _conv_im2col(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+    """'SAME' stride-1 convolution as one matmul over explicit patches.
+
+    XLA:CPU runs 3D convolutions at ~17 GFLOP/s on 2 cores but matmuls at
+    80-100 GFLOP/s; gathering the k^d shifted copies and doing one dot with
+    K = k^d * c_in measured 1.5x faster for the whole conv (forward + backward).
+    """
+    *ks, c_in, c_out = kernel.shape
+    pads = [(0, 0)] + [((k - 1) // 2, k // 2) for k in ks] + [(0, 0)]
+    xp = jnp.pad(x, pads)
+    spatial = x.shape[1:-1]
+    patches = []
+    for offsets in _product(*(range(k) for k in ks)):
+        index = (slice(None),) + tuple(slice(o, o + n) for o, n in zip(offsets, spatial))
+        patches.append(xp[index])
+    columns = jnp.concatenate(patches, axis=-1) if len(patches) > 1 else patches[0]
+    return jnp.dot(columns, kernel.reshape(-1, c_out))
+
+
+def _product(*ranges):
+    if not ranges:
+        yield ()
+        return
+    for first in ranges[0]:
+        for rest in _product(*ranges[1:]):
+            yield (first, *rest)
+
+
+class SameConv(nn.Module):
+    """A stride-1 'SAME' convolution with `nn.Conv`'s parameters (`kernel`
+    `[*kernel_size, c_in, features]`, `bias` `[features]`) and initialisers.
+
+    `implementation`: 'xla' (`lax.conv`), 'im2col' (patches + matmul, see
+    `_conv_im2col`) or 'auto': im2col on CPU, XLA's convolution on GPU/TPU, where
+    it is the fast one. Both give the same numbers, so checkpoints move freely
+    between them.
+    """
+
+    features: int
+    kernel_size: Sequence[int]
+    implementation: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        kernel_size = tuple(self.kernel_size)
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (*kernel_size, x.shape[-1], self.features)
+        )
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        implementation = self.implementation
+        if implementation == "auto":
+            implementation = "im2col" if jax.default_backend() == "cpu" else "xla"
+        if implementation == "im2col":
+            y = _conv_im2col(x, kernel)
+        else:
+            nd = len(kernel_size)
+            y = jax.lax.conv_general_dilated(
+                x,
+                kernel,
+                (1,) * nd,
+                "SAME",
+                dimension_numbers=jax.lax.conv_dimension_numbers(
+                    x.shape, kernel.shape, _LAYOUTS[nd]
+                ),
+            )
+        return y + bias
+
+
+_LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
+
+
 class MaybeSpectralConv(nn.Module):
     """A stride-1 'SAME' convolution, spectrally normalised when asked.
 
@@ -79,7 +151,7 @@ class MaybeSpectralConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
-        conv = nn.Conv(self.features, tuple(self.kernel_size), padding="SAME")
+        conv = SameConv(self.features, tuple(self.kernel_size))
         if self.spectral_norm:
             return nn.SpectralNorm(conv, collection_name="spectral")(x, update_stats=update_stats)
         return conv(x)
@@ -113,17 +185,20 @@ class Upsample(nn.Module):
         for f in self.factors:
             block *= f
         nd = len(self.factors)
-        x = nn.Conv(self.features * block, (self.kernel,) * nd, padding="SAME")(x)
+        x = SameConv(self.features * block, (self.kernel,) * nd)(x)
         return depth_to_space(x, self.factors)
 
 
 class Downsample(nn.Module):
     """Learned downsampling: space-to-depth, then a stride-1 conv.
-    `[b, *spatial, c_in]` -> `[b, *(s // f), features]`."""
+    `[b, *spatial, c_in]` -> `[b, *(s // f), features]`.
+
+    With factor 2 and the default 2-tap kernel this is exactly a 4-tap, stride-2
+    convolution (the DCGAN critic's layer), at the same FLOPs."""
 
     features: int
     factors: Sequence[int]
-    kernel: int = 3
+    kernel: int = 2
     spectral_norm: bool = False
 
     @nn.compact

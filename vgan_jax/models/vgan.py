@@ -19,7 +19,7 @@ from vgan_jax.models.layers import Upsample, norm_act
 
 
 class BackgroundStream(nn.Module):
-    """noise -> dense -> reshape -> 2D upsampling stages -> conv -> tanh.
+    """noise -> dense -> reshape -> 2D upsampling stages (the last emits the image) -> tanh.
 
     Call: `z` float32 `[batch, latent]` -> image float32 `[batch, size, size, channels]`.
     """
@@ -39,7 +39,7 @@ class BackgroundStream(nn.Module):
         for _ in range(self.num_upsamples):
             channels //= 2
             x = norm_act(Upsample(channels, (2, 2))(x), self.norm)
-        return jnp.tanh(nn.Conv(self.channels, (3, 3), padding="SAME")(x))
+        return jnp.tanh(Upsample(self.channels, (2, 2))(x))
 
 
 class VGANGenerator(nn.Module):
@@ -61,8 +61,9 @@ class VGANGenerator(nn.Module):
     @nn.compact
     def __call__(self, z: jnp.ndarray, return_streams: bool = False):
         plan_upsampling(self.frames, self.size, self.num_upsamples)  # fail early on bad sizes
-        x = VideoTrunk(self.frames, self.size, self.width, self.num_upsamples, self.norm)(z)
-        x = nn.Conv(self.channels + 1, (3, 3, 3), padding="SAME")(x)
+        x = VideoTrunk(
+            self.frames, self.size, self.width, self.num_upsamples, self.norm, self.channels + 1
+        )(z)
         foreground = jnp.tanh(x[..., : self.channels])
         mask = nn.sigmoid(x[..., self.channels :])
         background = BackgroundStream(
