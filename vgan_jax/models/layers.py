@@ -108,12 +108,13 @@ class SameConv(nn.Module):
     features: int
     kernel_size: Sequence[int]
     implementation: str = "auto"
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         kernel_size = tuple(self.kernel_size)
         kernel = self.param(
-            "kernel", nn.initializers.lecun_normal(), (*kernel_size, x.shape[-1], self.features)
+            "kernel", self.kernel_init, (*kernel_size, x.shape[-1], self.features)
         )
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         implementation = self.implementation
@@ -171,6 +172,20 @@ class MaybeSpectralDense(nn.Module):
         return dense(x)
 
 
+def icnr(block: int, base=nn.initializers.lecun_normal()) -> nn.initializers.Initializer:
+    """ICNR init (Aitken et al. 2017) for a conv feeding depth-to-space: the `block`
+    sub-pixel kernels start equal, so the layer starts as conv + nearest-neighbour
+    upsampling and no checkerboard pattern has to be unlearned."""
+
+    def init(key, shape, dtype=jnp.float32):
+        *rest, features = shape
+        kernel = base(key, (*rest, features // block), dtype)
+        # depth_to_space reads channel (b * features/block + c) into sub-pixel b.
+        return jnp.tile(kernel, (1,) * len(rest) + (block,))
+
+    return init
+
+
 class Upsample(nn.Module):
     """Learned upsampling: stride-1 conv to `features * prod(factors)` channels, then
     depth-to-space. `[b, *spatial, c_in]` -> `[b, *(s * f), features]`."""
@@ -185,7 +200,7 @@ class Upsample(nn.Module):
         for f in self.factors:
             block *= f
         nd = len(self.factors)
-        x = SameConv(self.features * block, (self.kernel,) * nd)(x)
+        x = SameConv(self.features * block, (self.kernel,) * nd, kernel_init=icnr(block))(x)
         return depth_to_space(x, self.factors)
 
 

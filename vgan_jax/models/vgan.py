@@ -33,10 +33,10 @@ class BackgroundStream(nn.Module):
     @nn.compact
     def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
         start = self.size // 2**self.num_upsamples
-        channels = self.width * 2**self.num_upsamples
+        channels = self.width * 2 ** (self.num_upsamples - 1)
         x = nn.Dense(start * start * channels)(z)
         x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm)
-        for _ in range(self.num_upsamples):
+        for _ in range(self.num_upsamples - 1):
             channels //= 2
             x = norm_act(Upsample(channels, (2, 2))(x), self.norm)
         return jnp.tanh(Upsample(self.channels, (2, 2))(x))

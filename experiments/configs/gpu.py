@@ -1,0 +1,26 @@
+"""`gpu`: Moving MNIST 64x64x16 on one GPU or a TPU slice: a wider model, bigger batch.
+
+G 15M + D 6M parameters (width 64); batch 64 (divisible by 8 devices, so it runs on
+a v4-8/v5e-8 unchanged); R1 on real data; 50k steps. Scale train.batch_size with the
+number of devices.
+"""
+
+from vgan_jax.config import base_config
+
+
+def get_config():
+    config = base_config()
+    config.model.name = "dcgan"
+    config.model.width = 64
+    config.data.resolution = 64
+    config.data.frames = 16
+    config.data.worker_count = 4
+    config.train.steps = 50000
+    config.train.batch_size = 64
+    config.train.r1_gamma = 0.1
+    config.train.log_every = 50
+    config.train.sample_every = 1000
+    config.train.checkpoint_every = 2000
+    config.train.fvd_every = 10000
+    config.train.fvd_num_videos = 256
+    return config

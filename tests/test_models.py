@@ -1,0 +1,117 @@
+"""Model shapes and value ranges, layer identities, and size checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vgan_jax.config import base_config
+from vgan_jax.errors import VganError
+from vgan_jax.models import VideoShape, build_models, known_models
+from vgan_jax.models.dcgan import plan_upsampling
+from vgan_jax.models.layers import SameConv, depth_to_space, space_to_depth
+
+
+def _model_config(name, **kw):
+    config = base_config().model
+    config.name = name
+    config.width = 4
+    config.latent_dim = 8
+    config.num_upsamples = 2
+    for k, v in kw.items():
+        config[k] = v
+    return config
+
+
+@pytest.mark.parametrize("name", known_models())
+@pytest.mark.parametrize("shape", [VideoShape(4, 16, 1), VideoShape(6, 8, 3)])
+def test_generator_and_discriminator_shapes_and_ranges(name, shape):
+    pair = build_models(_model_config(name), shape)
+    z = jax.random.normal(jax.random.PRNGKey(0), (3, pair.latent_dim))
+    g_vars = pair.generator.init(jax.random.PRNGKey(1), z)
+    video = pair.generator.apply(g_vars, z)
+    assert video.shape == (3, *shape.as_array_shape())
+    assert video.dtype == jnp.float32
+    assert float(jnp.min(video)) >= -1.0 and float(jnp.max(video)) <= 1.0
+    # Different noise, different videos; frames differ over time (motion is possible).
+    assert float(jnp.std(video, axis=0).mean()) > 0
+    d_vars = pair.discriminator.init(jax.random.PRNGKey(2), video)
+    logits = pair.discriminator.apply(d_vars, video)
+    assert logits.shape == (3,)
+    assert np.all(np.isfinite(np.asarray(logits)))
+
+
+def test_discriminator_has_no_batch_statistics():
+    """No BatchNorm: a sample's logit does not depend on the rest of the batch."""
+    shape = VideoShape(4, 16, 1)
+    pair = build_models(_model_config("dcgan"), shape)
+    videos = jax.random.uniform(jax.random.PRNGKey(0), (4, *shape.as_array_shape()), minval=-1)
+    variables = pair.discriminator.init(jax.random.PRNGKey(1), videos)
+    assert set(variables) <= {"params", "spectral"}
+    together = pair.discriminator.apply(variables, videos)
+    alone = pair.discriminator.apply(variables, videos[:1])
+    np.testing.assert_allclose(together[:1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_vgan_composes_foreground_background_and_mask():
+    shape = VideoShape(4, 16, 1)
+    pair = build_models(_model_config("vgan", mask_l1_weight=0.5), shape)
+    z = jax.random.normal(jax.random.PRNGKey(0), (2, pair.latent_dim))
+    params = pair.generator.init(jax.random.PRNGKey(1), z)["params"]
+    (video, (fg, bg, mask)), sown = pair.generator.apply(
+        {"params": params}, z, return_streams=True, mutable=["losses"]
+    )
+    assert mask.shape == (2, 4, 16, 16, 1)
+    assert float(mask.min()) >= 0 and float(mask.max()) <= 1
+    np.testing.assert_allclose(video, mask * fg + (1 - mask) * bg, atol=1e-6)
+    # The background is one image replicated over time.
+    np.testing.assert_allclose(bg[:, 0], bg[:, -1])
+    (penalty,) = sown["losses"]["mask_l1"]
+    np.testing.assert_allclose(penalty, 0.5 * jnp.mean(jnp.abs(mask)), rtol=1e-6)
+
+
+def test_space_to_depth_inverts_depth_to_space():
+    x = jnp.arange(2 * 3 * 4 * 4 * 8, dtype=jnp.float32).reshape(2, 3, 4, 4, 8)
+    y = depth_to_space(x, (1, 2, 2))
+    assert y.shape == (2, 3, 8, 8, 2)
+    np.testing.assert_array_equal(space_to_depth(y, (1, 2, 2)), x)
+    # A pixel's 2x2 block comes from its channel groups, in raster order.
+    np.testing.assert_array_equal(y[0, 0, 0:2, 0:2, 0], x[0, 0, 0, 0, ::2].reshape(2, 2))
+
+
+@pytest.mark.parametrize("kernel", [(3, 3, 3), (2, 2, 2), (3, 3)])
+def test_im2col_convolution_equals_xla_convolution(kernel):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, *(5,) * len(kernel), 3))
+    xla = SameConv(4, kernel, implementation="xla")
+    variables = xla.init(jax.random.PRNGKey(1), x)
+    im2col = SameConv(4, kernel, implementation="im2col")
+    np.testing.assert_allclose(
+        im2col.apply(variables, x), xla.apply(variables, x), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_upsampling_plan():
+    plan = plan_upsampling(frames=16, size=64, num_upsamples=3)
+    assert plan.start == (2, 8, 8) and plan.time_factors == (2, 2, 2)
+    plan = plan_upsampling(frames=6, size=32, num_upsamples=3)
+    assert plan.start == (3, 4, 4) and plan.time_factors == (2, 1, 1)
+    with pytest.raises(VganError, match="resolution 60"):
+        plan_upsampling(frames=16, size=60, num_upsamples=3)
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(VganError, match="known models: dcgan, vgan"):
+        build_models(_model_config("stylegan9"), VideoShape(4, 16, 1))
+
+
+def test_upsample_starts_as_nearest_neighbour_upsampling():
+    """ICNR init: every output block is constant at initialisation (no checkerboard)."""
+    from vgan_jax.models.layers import Upsample
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 2, 4, 4, 3))
+    layer = Upsample(5, (2, 2, 2))
+    y = layer.apply(layer.init(jax.random.PRNGKey(1), x), x)
+    assert y.shape == (1, 4, 8, 8, 5)
+    blocks = space_to_depth(y, (2, 2, 2)).reshape(1, 2, 4, 4, 8, 5)
+    np.testing.assert_allclose(blocks, jnp.broadcast_to(blocks[:, :, :, :, :1], blocks.shape),
+                               atol=1e-6)

@@ -1,0 +1,177 @@
+"""The train step and loop: device-count invariance, exact resume, restore on fewer
+devices, NaN handling, preemption, and refusing a checkpoint of another model."""
+
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from vgan_jax import data as data_lib
+from vgan_jax.checkpoint import Checkpointer
+from vgan_jax.errors import VganError
+from vgan_jax.parallel import global_batch, make_mesh
+from vgan_jax.state import abstract_train_state, build_gan, create_train_state
+from vgan_jax.train import TrainingDiverged, train
+from vgan_jax.train_step import make_train_step
+
+
+def _leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+def _assert_trees_close(a, b, **tolerance):
+    for x, y in zip(_leaves(a), _leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, **tolerance)
+
+
+def _batch(config, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (config.train.batch_size, config.data.frames, config.data.resolution,
+             config.data.resolution, config.data.channels)
+    return {"video": rng.uniform(-1, 1, shape).astype(np.float32),
+            "label": np.zeros(shape[0], np.int32)}
+
+
+@pytest.mark.parametrize("model", ["dcgan", "vgan"])
+def test_one_and_eight_devices_give_the_same_step(tiny_config, model):
+    config = tiny_config(model__name=model, train__r1_gamma=1.0)
+    gan = build_gan(config)
+    results = {}
+    for devices in (1, 8):
+        mesh = make_mesh(devices)
+        state = create_train_state(gan, 0, mesh)
+        step = make_train_step(gan, mesh)
+        for i in range(2):
+            state, metrics = step(state, global_batch(_batch(config, i), mesh))
+        results[devices] = (state, jax.device_get(metrics))
+    _assert_trees_close(results[1][0].g_params, results[8][0].g_params, rtol=1e-4, atol=1e-5)
+    _assert_trees_close(results[1][0].d_params, results[8][0].d_params, rtol=1e-4, atol=1e-5)
+    for name, value in results[1][1].items():
+        np.testing.assert_allclose(value, results[8][1][name], rtol=1e-4, atol=1e-6, err_msg=name)
+    assert int(results[8][0].step) == 2
+
+
+def test_resume_continues_the_same_numbers(tiny_config, tmp_path):
+    config = tiny_config(train__steps=6, train__checkpoint_every=3, mesh__num_devices=2)
+    straight = train(config, str(tmp_path / "straight"))
+    interrupted = tmp_path / "interrupted"
+    config.train.steps = 3
+    first = train(config, str(interrupted))
+    assert first.step == 3
+    config.train.steps = 6
+    resumed = train(config, str(interrupted))
+    assert resumed.step == 6
+    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_allclose(resumed.metrics[name], straight.metrics[name], rtol=1e-5)
+    gan = build_gan(config)
+    abstract = abstract_train_state(gan, mesh=make_mesh(1))
+    a = Checkpointer(str(tmp_path / "straight")).restore(abstract)
+    b = Checkpointer(str(interrupted)).restore(abstract)
+    _assert_trees_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_saved_on_eight_devices_restores_on_one(tiny_config, tiny_run):
+    gan = build_gan(tiny_config())
+    checkpointer = Checkpointer(tiny_run)
+    state = checkpointer.restore(abstract_train_state(gan, mesh=make_mesh(1)))
+    assert int(state.step) == 4
+    leaf = jax.tree.leaves(state.g_params)[0]
+    assert len(leaf.sharding.device_set) == 1
+    # The restored state trains on one device.
+    mesh = make_mesh(1)
+    state, metrics = make_train_step(gan, mesh)(state, global_batch(_batch(tiny_config()), mesh))
+    assert np.isfinite(float(metrics["d_loss"])) and int(state.step) == 5
+
+
+def _nan_after(real_make_iterator, good_batches):
+    """A make_train_iterator whose batches turn to NaN after `good_batches`."""
+
+    def make(*args, **kwargs):
+        iterator = real_make_iterator(*args, **kwargs)
+
+        class Poisoned:
+            count = 0
+
+            def __iter__(self):
+                return self
+
+            def __next__(self):
+                batch = next(iterator)
+                Poisoned.count += 1
+                if Poisoned.count > good_batches:
+                    batch = dict(batch, video=np.full_like(batch["video"], np.nan))
+                return batch
+
+            def get_state(self):
+                return iterator.get_state()
+
+            def set_state(self, state):
+                iterator.set_state(state)
+
+            def close(self):
+                iterator.close()
+
+        return Poisoned()
+
+    return make
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path, monkeypatch):
+    config = tiny_config(train__steps=8, train__checkpoint_every=2, train__log_every=1,
+                         mesh__num_devices=2)
+    monkeypatch.setattr(data_lib, "make_train_iterator",
+                        _nan_after(data_lib.make_train_iterator, good_batches=2))
+    workdir = str(tmp_path / "run")
+    with pytest.raises(TrainingDiverged, match="last good checkpoint is step 2"):
+        train(config, workdir)
+    checkpointer = Checkpointer(workdir)
+    assert checkpointer.all_steps() == [2]
+    state = checkpointer.restore(abstract_train_state(build_gan(config), mesh=make_mesh(1)))
+    assert all(np.all(np.isfinite(x)) for x in _leaves(state))
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tiny_config, tmp_path, monkeypatch):
+    config = tiny_config(train__steps=50, train__checkpoint_every=100, mesh__num_devices=2)
+    real_make = data_lib.make_train_iterator
+
+    def make(*args, **kwargs):
+        iterator = real_make(*args, **kwargs)
+        original_next = iterator.__next__
+        calls = {"n": 0}
+
+        def next_then_signal():
+            calls["n"] += 1
+            if calls["n"] == 3:  # preempted while step 3 runs
+                os.kill(os.getpid(), signal.SIGTERM)
+            return original_next()
+
+        iterator.__next__ = next_then_signal
+        return _CallableNext(iterator)
+
+    monkeypatch.setattr(data_lib, "make_train_iterator", make)
+    result = train(config, str(tmp_path / "run"))
+    assert result.stopped_by_signal and result.step == 3
+    assert Checkpointer(str(tmp_path / "run")).all_steps() == [3]
+
+
+class _CallableNext:
+    """Routes next() through an instance attribute (dunder lookups skip instances)."""
+
+    def __init__(self, iterator):
+        self._iterator = iterator
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._iterator.__next__()
+
+    def __getattr__(self, name):
+        return getattr(self._iterator, name)
+
+
+def test_workdir_of_another_model_is_refused(tiny_config, tiny_run):
+    with pytest.raises(VganError, match="different model.*model.width: 4 -> 8"):
+        train(tiny_config(model__width=8), tiny_run)
