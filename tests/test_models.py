@@ -113,5 +113,6 @@ def test_upsample_starts_as_nearest_neighbour_upsampling():
     y = layer.apply(layer.init(jax.random.PRNGKey(1), x), x)
     assert y.shape == (1, 4, 8, 8, 5)
     blocks = space_to_depth(y, (2, 2, 2)).reshape(1, 2, 4, 4, 8, 5)
-    np.testing.assert_allclose(blocks, jnp.broadcast_to(blocks[:, :, :, :, :1], blocks.shape),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        blocks, jnp.broadcast_to(blocks[:, :, :, :, :1], blocks.shape), atol=1e-6
+    )

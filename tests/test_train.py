@@ -28,10 +28,17 @@ def _assert_trees_close(a, b, **tolerance):
 
 def _batch(config, seed=0):
     rng = np.random.default_rng(seed)
-    shape = (config.train.batch_size, config.data.frames, config.data.resolution,
-             config.data.resolution, config.data.channels)
-    return {"video": rng.uniform(-1, 1, shape).astype(np.float32),
-            "label": np.zeros(shape[0], np.int32)}
+    shape = (
+        config.train.batch_size,
+        config.data.frames,
+        config.data.resolution,
+        config.data.resolution,
+        config.data.channels,
+    )
+    return {
+        "video": rng.uniform(-1, 1, shape).astype(np.float32),
+        "label": np.zeros(shape[0], np.int32),
+    }
 
 
 @pytest.mark.parametrize("model", ["dcgan", "vgan"])
@@ -119,10 +126,12 @@ def _nan_after(real_make_iterator, good_batches):
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path, monkeypatch):
-    config = tiny_config(train__steps=8, train__checkpoint_every=2, train__log_every=1,
-                         mesh__num_devices=2)
-    monkeypatch.setattr(data_lib, "make_train_iterator",
-                        _nan_after(data_lib.make_train_iterator, good_batches=2))
+    config = tiny_config(
+        train__steps=8, train__checkpoint_every=2, train__log_every=1, mesh__num_devices=2
+    )
+    monkeypatch.setattr(
+        data_lib, "make_train_iterator", _nan_after(data_lib.make_train_iterator, good_batches=2)
+    )
     workdir = str(tmp_path / "run")
     with pytest.raises(TrainingDiverged, match="last good checkpoint is step 2"):
         train(config, workdir)

@@ -92,7 +92,9 @@ class Checkpointer:
     def read_meta(self, step: int | None = None) -> dict[str, Any]:
         step = self._step_or_latest(step)
         try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            restored = self._manager.restore(
+                step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+            )
         except Exception as error:  # Orbax raises many kinds; all mean "unreadable".
             raise self._unreadable(step, error) from error
         return dict(restored["meta"])

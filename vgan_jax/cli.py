@@ -25,10 +25,14 @@ def _add_train(subparsers) -> None:
         description="Train a video GAN. Any config field can be overridden: "
         "--config.train.steps=200 --config.model.name=vgan",
     )
-    p.add_argument("--config", default="default", help="config file or preset name (default, tiny, gpu)")
+    p.add_argument(
+        "--config", default="default", help="config file or preset name (default, tiny, gpu)"
+    )
     p.add_argument("--workdir", required=True, help="checkpoints, samples and logs go here")
     p.add_argument("--coordinator_address", default=None, help="multi-host: host:port of process 0")
-    p.add_argument("--num_processes", type=int, default=None, help="multi-host: number of processes")
+    p.add_argument(
+        "--num_processes", type=int, default=None, help="multi-host: number of processes"
+    )
     p.add_argument("--process_id", type=int, default=None, help="multi-host: this process's index")
 
 
@@ -37,11 +41,19 @@ def _add_sample(subparsers) -> None:
     p.add_argument("--workdir", required=True)
     p.add_argument("--num", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output file: .gif or .mp4 (a grid) or .npy (uint8 [N,T,H,W,C])")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output file: .gif or .mp4 (a grid) or .npy (uint8 [N,T,H,W,C])",
+    )
     p.add_argument("--fps", type=int, default=8)
-    p.add_argument("--interpolate_to", type=int, default=None,
-                   help="instead of independent samples: --num steps of latent interpolation "
-                        "from --seed to this seed")
+    p.add_argument(
+        "--interpolate_to",
+        type=int,
+        default=None,
+        help="instead of independent samples: --num steps of latent interpolation "
+        "from --seed to this seed",
+    )
 
 
 def _split_config_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -51,7 +63,7 @@ def _split_config_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str,
     while i < len(argv):
         arg = argv[i]
         if arg.startswith("--config."):
-            key, eq, value = arg[len("--config."):].partition("=")
+            key, eq, value = arg[len("--config.") :].partition("=")
             if not eq:
                 if i + 1 >= len(argv):
                     raise VganError(f"{arg} needs a value: {arg}=VALUE")

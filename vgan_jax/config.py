@@ -115,8 +115,9 @@ import os  # noqa: E402
 
 from vgan_jax.errors import VganError  # noqa: E402
 
-PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "experiments", "configs")
+PRESETS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs"
+)
 
 
 def known_presets() -> list[str]:
@@ -181,8 +182,7 @@ def apply_override(config: ml_collections.ConfigDict, dotted: str, text: str) ->
         if part not in section or not isinstance(section[part], ml_collections.ConfigDict):
             where = ".".join(parents[:i]) or "config"
             raise VganError(
-                f"unknown config field {dotted!r}: {where} has "
-                f"{', '.join(sorted(section.keys()))}"
+                f"unknown config field {dotted!r}: {where} has {', '.join(sorted(section.keys()))}"
             )
         section = section[part]
     if leaf not in section:

@@ -49,7 +49,8 @@ def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
     if global_batch_size < 1 or global_batch_size % devices:
         raise VganError(
             f"train.batch_size={global_batch_size} does not divide over {devices} devices; "
-            f"use a multiple of {devices} (e.g. {max(devices, global_batch_size // devices * devices)})"
+            f"use a multiple of {devices} "
+            f"(e.g. {max(devices, global_batch_size // devices * devices)})"
         )
     if global_batch_size % jax.process_count():
         raise VganError(

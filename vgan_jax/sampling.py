@@ -82,7 +82,7 @@ def sample(workdir: str, num: int = 16, seed: int = 0, batch_size: int = 16) -> 
 
 
 def slerp(a: jnp.ndarray, b: jnp.ndarray, t: jnp.ndarray) -> jnp.ndarray:
-    """Spherical interpolation between latents `a`, `b` `[latent_dim]` at `t` `[n]` -> `[n, latent_dim]`.
+    """Spherical interpolation of latents `a`, `b` `[latent_dim]` at `t` `[n]` -> `[n, latent_dim]`.
 
     Gaussian latents concentrate near a sphere, so the straight line between two of
     them passes through unlikely, low-norm points; the great circle does not.

@@ -51,9 +51,18 @@ class TrainingDiverged(VganError):
 
 @dataclasses.dataclass
 class TrainResult:
+    """What `train` returns: where it stopped and the final state.
+
+    start_step: the step training started from (> 0 when it resumed).
+    metrics: the last logged metrics (means since the log before).
+    state: the final `TrainState`, replicated over the mesh.
+    """
+
     step: int
+    start_step: int
     workdir: str
     metrics: dict[str, float]
+    state: object = None
     stopped_by_signal: bool = False
 
 
@@ -81,7 +90,9 @@ def check_workdir(workdir: str) -> None:
     try:
         os.makedirs(workdir, exist_ok=True)
     except OSError as error:
-        raise VganError(f"can't create workdir {workdir!r}: {error.strerror}; choose another --workdir") from error
+        raise VganError(
+            f"can't create workdir {workdir!r}: {error.strerror}; choose another --workdir"
+        ) from error
     if not os.access(workdir, os.W_OK | os.X_OK):
         raise VganError(f"workdir {workdir!r} is not writable; choose another --workdir")
 
@@ -203,7 +214,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
         state = create_train_state(gan, config.seed, mesh)
     else:
         state = checkpointer.restore(abstract_train_state(gan, config.seed, mesh), iterator, latest)
-    step = int(jax.device_get(state.step))
+    step = start_step = int(jax.device_get(state.step))
 
     train_step = make_train_step(gan, mesh)
     generate = make_generate_fn(gan)
@@ -239,7 +250,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     stopped_by = None
     steps_at_log, time_at_log = step, time.perf_counter()
     progress = tqdm(
-        total=config.train.steps, initial=step, disable=not is_main, dynamic_ncols=True, desc="train"
+        total=config.train.steps,
+        initial=step,
+        disable=not is_main,
+        dynamic_ncols=True,
+        desc="train",
     )
     try:
         with _StopRequest() as stop:
@@ -265,7 +280,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
                             f"learning rates or enable R1 (--config.train.r1_gamma)"
                         )
                     now = time.perf_counter()
-                    logged["steps_per_second"] = (step - steps_at_log) / max(now - time_at_log, 1e-9)
+                    logged["steps_per_second"] = (step - steps_at_log) / max(
+                        now - time_at_log, 1e-9
+                    )
                     steps_at_log, time_at_log = step, now
                     logger.scalars(step, {f"train/{k}": v for k, v in logged.items()})
                     progress.set_postfix(
@@ -276,15 +293,19 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
                 if step % config.train.sample_every == 0 or step == config.train.steps:
                     write_samples()
                 if fvd is not None and step % config.train.fvd_every == 0:
-                    logger.scalars(step, {f"eval/{k}": v for k, v in fvd(state).items()
-                                          if isinstance(v, float)})
+                    logger.scalars(
+                        step,
+                        {f"eval/{k}": v for k, v in fvd(state).items() if isinstance(v, float)},
+                    )
                 if must_save or stop.signal_name:
                     save()
                 if stop.signal_name:
                     stopped_by = stop.signal_name
                     checkpointer.wait()
                     if is_main:
-                        progress.write(f"vgan_jax: {stopped_by} received, saved step {step}, exiting")
+                        progress.write(
+                            f"vgan_jax: {stopped_by} received, saved step {step}, exiting"
+                        )
                     break
     finally:
         progress.close()
@@ -292,7 +313,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
         logger.close()
         with contextlib.suppress(Exception):
             iterator.close()
-    return TrainResult(step=step, workdir=workdir, metrics=logged, stopped_by_signal=bool(stopped_by))
+    return TrainResult(
+        step=step,
+        start_step=start_step,
+        workdir=workdir,
+        metrics=logged,
+        state=state,
+        stopped_by_signal=bool(stopped_by),
+    )
 
 
 def _make_fvd_hook(config, workdir: str, mesh):

@@ -43,9 +43,7 @@ def _sum_sown(collection) -> jnp.ndarray:
 
 
 def _all_finite(*trees) -> jnp.ndarray:
-    return jnp.all(
-        jnp.stack([jnp.all(jnp.isfinite(x)) for t in trees for x in jax.tree.leaves(t)])
-    )
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for t in trees for x in jax.tree.leaves(t)]))
 
 
 def train_step(
@@ -124,9 +122,7 @@ def train_step(
 
     # --- generator update, against the updated discriminator ------------------
     def g_adversarial_loss(video):
-        logits = gan.discriminator.apply(
-            {"params": d_params, **d_state}, video, update_stats=False
-        )
+        logits = gan.discriminator.apply({"params": d_params, **d_state}, video, update_stats=False)
         return gan.loss.generator(logits)
 
     g_adv_loss, d_fake_video = jax.value_and_grad(g_adversarial_loss)(fake)
@@ -136,7 +132,9 @@ def train_step(
     g_params = optax.apply_updates(state.g_params, g_updates)
 
     decay = ema_decay_at(state.step, gan.ema_decay)
-    ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params)
+    ema_params = jax.tree.map(
+        lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, g_params
+    )
 
     metrics = pmean(
         dict(

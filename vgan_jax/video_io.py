@@ -28,7 +28,12 @@ def video_grid(videos: np.ndarray, columns: int | None = None, padding: int = 1)
     columns = columns or math.ceil(math.sqrt(num))
     rows = math.ceil(num / columns)
     grid = np.zeros(
-        (frames, rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
+        (
+            frames,
+            rows * (height + padding) + padding,
+            columns * (width + padding) + padding,
+            channels,
+        ),
         np.uint8,
     )
     for index in range(num):
@@ -56,7 +61,9 @@ def write_videos(path: str, videos: np.ndarray, fps: int = 8, columns: int | Non
     check_output_path(path)
     videos = np.asarray(videos)
     if videos.dtype != np.uint8 or videos.ndim != 5:
-        raise VganError(f"expected uint8 videos [num, T, H, W, C], got {videos.dtype} {videos.shape}")
+        raise VganError(
+            f"expected uint8 videos [num, T, H, W, C], got {videos.dtype} {videos.shape}"
+        )
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
         np.save(path, videos)
@@ -72,8 +79,9 @@ def write_videos(path: str, videos: np.ndarray, fps: int = 8, columns: int | Non
         # H.264 in yuv420p needs even sides; pad with black rather than resize.
         pad_h, pad_w = grid.shape[1] % 2, grid.shape[2] % 2
         grid = np.pad(grid, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
-        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1,
-                                ffmpeg_log_level="error") as writer:
+        with imageio.get_writer(
+            path, fps=fps, codec="libx264", macro_block_size=1, ffmpeg_log_level="error"
+        ) as writer:
             for frame in grid:
                 writer.append_data(frame)
     return path

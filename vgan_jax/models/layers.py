@@ -47,7 +47,7 @@ def depth_to_space(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
         order += [1 + i, 1 + nd + i]
     order.append(1 + 2 * nd)
     x = x.transpose(order)
-    return x.reshape(batch, *(s * f for s, f in zip(spatial, factors)), channels)
+    return x.reshape(batch, *(s * f for s, f in zip(spatial, factors, strict=True)), channels)
 
 
 def space_to_depth(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
@@ -55,7 +55,7 @@ def space_to_depth(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
     batch, *spatial, channels = x.shape
     nd = len(spatial)
     shape = [batch]
-    for s, f in zip(spatial, factors):
+    for s, f in zip(spatial, factors, strict=True):
         shape += [s // f, f]
     x = x.reshape(*shape, channels)
     # [b, s0, f0, s1, f1, .., c] -> [b, s0, s1, .., f0, f1, .., c]
@@ -64,7 +64,9 @@ def space_to_depth(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
     block = 1
     for f in factors:
         block *= f
-    return x.reshape(batch, *(s // f for s, f in zip(spatial, factors)), channels * block)
+    return x.reshape(
+        batch, *(s // f for s, f in zip(spatial, factors, strict=True)), channels * block
+    )
 
 
 def _conv_im2col(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
@@ -80,7 +82,9 @@ def _conv_im2col(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
     spatial = x.shape[1:-1]
     patches = []
     for offsets in _product(*(range(k) for k in ks)):
-        index = (slice(None),) + tuple(slice(o, o + n) for o, n in zip(offsets, spatial))
+        index = (slice(None),) + tuple(
+            slice(o, o + n) for o, n in zip(offsets, spatial, strict=True)
+        )
         patches.append(xp[index])
     columns = jnp.concatenate(patches, axis=-1) if len(patches) > 1 else patches[0]
     return jnp.dot(columns, kernel.reshape(-1, c_out))
@@ -109,14 +113,17 @@ class SameConv(nn.Module):
     kernel_size: Sequence[int]
     implementation: str = "auto"
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    use_bias: bool = True
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         kernel_size = tuple(self.kernel_size)
-        kernel = self.param(
-            "kernel", self.kernel_init, (*kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", self.kernel_init, (*kernel_size, x.shape[-1], self.features))
+        bias = (
+            self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            if self.use_bias
+            else None
         )
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         implementation = self.implementation
         if implementation == "auto":
             implementation = "im2col" if jax.default_backend() == "cpu" else "xla"
@@ -133,7 +140,7 @@ class SameConv(nn.Module):
                     x.shape, kernel.shape, _LAYOUTS[nd]
                 ),
             )
-        return y + bias
+        return y + bias if self.use_bias else y
 
 
 _LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
@@ -172,7 +179,10 @@ class MaybeSpectralDense(nn.Module):
         return dense(x)
 
 
-def icnr(block: int, base=nn.initializers.lecun_normal()) -> nn.initializers.Initializer:
+_LECUN_NORMAL = nn.initializers.lecun_normal()
+
+
+def icnr(block: int, base=_LECUN_NORMAL) -> nn.initializers.Initializer:
     """ICNR init (Aitken et al. 2017) for a conv feeding depth-to-space: the `block`
     sub-pixel kernels start equal, so the layer starts as conv + nearest-neighbour
     upsampling and no checkerboard pattern has to be unlearned."""
@@ -188,7 +198,11 @@ def icnr(block: int, base=nn.initializers.lecun_normal()) -> nn.initializers.Ini
 
 class Upsample(nn.Module):
     """Learned upsampling: stride-1 conv to `features * prod(factors)` channels, then
-    depth-to-space. `[b, *spatial, c_in]` -> `[b, *(s * f), features]`."""
+    depth-to-space. `[b, *spatial, c_in]` -> `[b, *(s * f), features]`.
+
+    The bias is one per output feature, added after depth-to-space: a bias per
+    sub-pixel position drifts apart in training and paints a periodic lattice (with
+    flicker in time) that the critic spots at once, collapsing the generator."""
 
     features: int
     factors: Sequence[int]
@@ -200,8 +214,11 @@ class Upsample(nn.Module):
         for f in self.factors:
             block *= f
         nd = len(self.factors)
-        x = SameConv(self.features * block, (self.kernel,) * nd, kernel_init=icnr(block))(x)
-        return depth_to_space(x, self.factors)
+        x = SameConv(
+            self.features * block, (self.kernel,) * nd, kernel_init=icnr(block), use_bias=False
+        )(x)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return depth_to_space(x, self.factors) + bias
 
 
 class Downsample(nn.Module):

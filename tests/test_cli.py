@@ -1,0 +1,152 @@
+"""The `vgan-jax` command line: a tiny run end to end, sampling, and bad input."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vgan_jax import cli
+
+
+def _run_cli(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "vgan_jax.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
+
+
+def test_tiny_training_run_writes_a_checkpoint_and_a_gif(data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    result = _run_cli(
+        "train",
+        "--config=tiny",
+        f"--workdir={workdir}",
+        f"--config.data.data_dir={data_dir}",
+        "--config.mesh.num_devices=2",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.isdir(workdir / "checkpoints" / "4")
+    assert os.path.getsize(workdir / "samples" / "step_0000004.gif") > 0
+    assert "checkpoints:" in result.stdout and "samples:" in result.stdout
+    assert os.listdir(workdir / "logs"), "no TensorBoard events written"
+
+
+def test_sample_is_deterministic_and_writes_every_format(tiny_run, tmp_path):
+    outputs = {}
+    for name in ("a.npy", "b.npy", "c.gif", "d.mp4"):
+        path = str(tmp_path / name)
+        assert (
+            cli.main(["sample", "--workdir", tiny_run, "--num", "5", "--seed", "3", "--out", path])
+            == 0
+        )
+        assert os.path.getsize(path) > 0
+        outputs[name] = path
+    a, b = np.load(outputs["a.npy"]), np.load(outputs["b.npy"])
+    assert a.dtype == np.uint8 and a.shape == (5, 4, 16, 16, 1)
+    np.testing.assert_array_equal(a, b)
+    assert (
+        cli.main(
+            [
+                "sample",
+                "--workdir",
+                tiny_run,
+                "--num",
+                "5",
+                "--seed",
+                "4",
+                "--out",
+                str(tmp_path / "e.npy"),
+            ]
+        )
+        == 0
+    )
+    assert not np.array_equal(a, np.load(tmp_path / "e.npy"))
+
+
+@pytest.fixture
+def no_compilation(monkeypatch):
+    """Fails the test if training gets as far as building the compiled step."""
+    import vgan_jax.train as train_module
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("bad input was not caught before compilation")
+
+    monkeypatch.setattr(train_module, "make_train_step", refuse)
+    monkeypatch.setattr(train_module, "create_train_state", refuse)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["--config.model.name=stylegan9"], "unknown model 'stylegan9'; known models: dcgan, vgan"),
+        (["--config.data.name=imagenet"], "unknown dataset 'imagenet'; known datasets: "),
+        (["--config.train.loss=lsgan"], "unknown loss 'lsgan'; known losses: "),
+        (["--config.train.batch_size=12"], "does not divide over 8 devices"),
+        (["--config.data.resolution=60"], "resolution 60 can't be made"),
+        (["--config.train.bogus=1"], "unknown config field 'train.bogus'"),
+        (["--config.train.steps=many"], "bad value for --config.train.steps"),
+    ],
+)
+def test_bad_training_input_gets_one_clear_line(
+    overrides, message, data_dir, tmp_path, capsys, no_compilation
+):
+    code = cli.main(
+        [
+            "train",
+            "--config=tiny",
+            f"--workdir={tmp_path / 'w'}",
+            f"--config.data.data_dir={data_dir}",
+            *overrides,
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_unwritable_workdir_is_refused(tmp_path, data_dir, capsys, no_compilation):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code = cli.main(
+        [
+            "train",
+            "--config=tiny",
+            f"--workdir={blocker / 'run'}",
+            f"--config.data.data_dir={data_dir}",
+        ]
+    )
+    assert code == 2 and "can't create workdir" in capsys.readouterr().err
+
+
+def test_workdir_of_another_model_is_refused(tiny_run, data_dir, capsys, no_compilation):
+    code = cli.main(
+        [
+            "train",
+            "--config=tiny",
+            f"--workdir={tiny_run}",
+            f"--config.data.data_dir={data_dir}",
+            "--config.model.name=vgan",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "different model" in err and "model.name: 'dcgan' -> 'vgan'" in err
+
+
+def test_sample_bad_input(tmp_path, tiny_run, capsys):
+    assert cli.main(["sample", "--workdir", str(tmp_path), "--out", str(tmp_path / "x.gif")]) == 2
+    assert "no checkpoints" in capsys.readouterr().err
+    assert cli.main(["sample", "--workdir", tiny_run, "--out", str(tmp_path / "x.avi")]) == 2
+    assert "must end in one of .gif, .mp4, .npy" in capsys.readouterr().err
+
+
+def test_bad_input_exits_non_zero_from_the_shell(tmp_path):
+    result = _run_cli(
+        "train", "--config=tiny", f"--workdir={tmp_path}", "--config.model.name=x", timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown model 'x'")

@@ -1,0 +1,49 @@
+"""Sampling API: determinism, batch-size independence, interpolation, video files."""
+
+import imageio.v3 as iio
+import numpy as np
+
+import vgan_jax
+from vgan_jax.sampling import interpolate, sample, slerp
+from vgan_jax.video_io import to_uint8, video_grid, write_videos
+
+
+def test_sample_does_not_depend_on_batch_size(tiny_run):
+    whole = sample(tiny_run, num=5, seed=1, batch_size=5)
+    pieces = sample(tiny_run, num=5, seed=1, batch_size=2)
+    assert whole.shape == (5, 4, 16, 16, 1) and whole.dtype == np.uint8
+    np.testing.assert_array_equal(whole, pieces)
+    assert vgan_jax.sample is sample
+
+
+def test_interpolation_ends_at_the_two_seeds(tiny_run):
+    path = interpolate(tiny_run, seed_a=1, seed_b=2, steps=4)
+    assert path.shape == (4, 4, 16, 16, 1)
+    np.testing.assert_array_equal(path[0], sample(tiny_run, num=1, seed=1)[0])
+    np.testing.assert_array_equal(path[-1], sample(tiny_run, num=1, seed=2)[0])
+
+
+def test_slerp_keeps_the_norm_of_equal_norm_latents():
+    import jax.numpy as jnp
+
+    a, b = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+    points = slerp(a, b, jnp.linspace(0, 1, 5))
+    np.testing.assert_allclose(jnp.linalg.norm(points, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(points[2], [np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-6)
+
+
+def test_video_files_round_trip(tmp_path):
+    videos = to_uint8(np.random.default_rng(0).uniform(-1, 1, (3, 5, 8, 8, 1)))
+    write_videos(str(tmp_path / "v.npy"), videos)
+    np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), videos)
+    write_videos(str(tmp_path / "v.gif"), videos)
+    gif = iio.imread(tmp_path / "v.gif")
+    grid = video_grid(videos)
+    assert gif.shape[:3] == grid.shape[:3]
+    np.testing.assert_array_equal(gif[..., 0], grid[..., 0])  # GIF is lossless for gray
+    write_videos(str(tmp_path / "v.mp4"), videos)
+    assert iio.imread(tmp_path / "v.mp4").shape[0] == 5
+
+
+def test_to_uint8_maps_the_range_ends():
+    np.testing.assert_array_equal(to_uint8(np.array([-1.0, 0.0, 1.0, 3.0])), [0, 128, 255, 255])
