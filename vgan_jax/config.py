@@ -13,8 +13,9 @@ model.width             channels of the highest-resolution generator stage; deep
                         stages double it (the discriminator mirrors it).
 model.num_upsamples     2x upsampling stages of the generator (space always, time
                         while the frame count allows).
-model.g_norm            'group' | 'layer' | 'none': generator normalisation (per
-                        sample, so 1 and N devices give the same numbers).
+model.g_norm            'batch' | 'group' | 'layer' | 'none': generator normalisation
+                        ('batch' is synchronised over devices: 1 and N devices give
+                        the same numbers; sampling uses its running averages).
 model.d_spectral_norm   spectral normalisation of discriminator layers.
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
 data.name               dataset name (`vgan_jax.data.known_datasets()`).
@@ -62,7 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.latent_dim = 100
     config.model.width = 32
     config.model.num_upsamples = 3
-    config.model.g_norm = "group"
+    config.model.g_norm = "batch"
     config.model.d_spectral_norm = True
     config.model.mask_l1_weight = 0.1
 

@@ -22,8 +22,9 @@ from vgan_jax.video_io import to_uint8
 
 
 def make_generate_fn(gan: Gan):
-    """jit of `(params, z [n, latent_dim]) -> video float32 [n, T, H, W, C] in [-1, 1]`."""
-    return jax.jit(lambda params, z: gan.generator.apply({"params": params}, z))
+    """jit of `(params, g_state, z [n, latent_dim]) -> video float32 [n, T, H, W, C]` in
+    [-1, 1], in inference mode (BatchNorm running averages from `g_state`)."""
+    return jax.jit(lambda params, g_state, z: gan.generator.apply({"params": params, **g_state}, z))
 
 
 def latents(seed: int, num: int, latent_dim: int) -> jnp.ndarray:
@@ -49,13 +50,14 @@ class TrainedGenerator:
         self.step = step
         self.gan = build_gan(self.config)
         abstract = abstract_train_state(self.gan, mesh=make_mesh(1))
-        self.params = checkpointer.restore(abstract, step=step).ema_params
+        state = checkpointer.restore(abstract, step=step)
+        self.params, self.g_state = state.ema_params, state.g_state
         checkpointer.close()
         self._generate = make_generate_fn(self.gan)
 
     def generate(self, z) -> np.ndarray:
         """`z` float32 `[n, latent_dim]` -> uint8 videos `[n, T, H, W, C]`."""
-        return to_uint8(jax.device_get(self._generate(self.params, jnp.asarray(z))))
+        return to_uint8(jax.device_get(self._generate(self.params, self.g_state, jnp.asarray(z))))
 
     def iterate(self, num: int, seed: int, batch_size: int = 16) -> Iterator[np.ndarray]:
         """Yields uint8 `[<=batch_size, T, H, W, C]` batches of `num` videos in total."""

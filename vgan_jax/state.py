@@ -33,6 +33,7 @@ class TrainState:
     g_params, d_params: generator / discriminator parameters (float32).
     g_opt_state, d_opt_state: their Optax states.
     ema_params: exponential moving average of `g_params`, used for sampling.
+    g_state: non-parameter generator collections (BatchNorm running statistics).
     d_state: non-parameter discriminator collections (spectral-norm vectors).
     """
 
@@ -43,6 +44,7 @@ class TrainState:
     g_opt_state: PyTree
     d_opt_state: PyTree
     ema_params: PyTree
+    g_state: PyTree
     d_state: PyTree
 
 
@@ -93,7 +95,10 @@ def _init_state(gan: Gan, seed: int) -> TrainState:
     rng = jax.random.PRNGKey(seed)
     g_key, d_key, train_key = jax.random.split(rng, 3)
     z = jnp.zeros((1, gan.latent_dim), jnp.float32)
-    g_params = gan.generator.init(g_key, z)["params"]
+    g_variables = gan.generator.init(g_key, z)
+    g_params = g_variables["params"]
+    # `losses` holds what init sowed (auxiliary losses); it is per call, not state.
+    g_state = {k: v for k, v in g_variables.items() if k not in ("params", "losses")}
     video = jnp.zeros((1, *gan.video_shape.as_array_shape()), jnp.float32)
     d_variables = gan.discriminator.init(d_key, video)
     d_params = d_variables["params"]
@@ -106,6 +111,7 @@ def _init_state(gan: Gan, seed: int) -> TrainState:
         g_opt_state=gan.g_optimizer.init(g_params),
         d_opt_state=gan.d_optimizer.init(d_params),
         ema_params=jax.tree.map(jnp.copy, g_params),
+        g_state=g_state,
         d_state=d_state,
     )
 

@@ -240,7 +240,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
         checkpointer.save(step, state, iterator, meta)
 
     def write_samples():
-        videos = to_uint8(jax.device_get(generate(state.ema_params, sample_z)))
+        videos = to_uint8(jax.device_get(generate(state.ema_params, state.g_state, sample_z)))
         if is_main:
             write_videos(os.path.join(samples_dir, f"step_{step:07d}.gif"), videos)
             logger.video(step, "samples/ema", videos)
@@ -342,7 +342,7 @@ def _make_fvd_hook(config, workdir: str, mesh):
 
     def run(state):
         batches = (
-            to_uint8(jax.device_get(generate(state.ema_params, z[i : i + 16])))
+            to_uint8(jax.device_get(generate(state.ema_params, state.g_state, z[i : i + 16])))
             for i in range(0, z.shape[0], 16)
         )
         return evaluator(batches)

@@ -83,10 +83,16 @@ def train_step(
 
     # Generator forward once; its VJP is reused for the G update after D moved.
     def generate(g_params):
-        video, sown = gan.generator.apply({"params": g_params}, z, mutable=["losses"])
-        return video, _sum_sown(sown.get("losses", {}))
+        video, updated = gan.generator.apply(
+            {"params": g_params, **state.g_state},
+            z,
+            train=True,
+            mutable=[*state.g_state, "losses"],
+        )
+        new_g_state = {k: v for k, v in updated.items() if k != "losses"}
+        return (video, _sum_sown(updated.get("losses", {}))), new_g_state
 
-    (fake, aux_loss), generator_vjp = jax.vjp(generate, state.g_params)
+    (fake, aux_loss), generator_vjp, g_state = jax.vjp(generate, state.g_params, has_aux=True)
 
     # --- discriminator update -------------------------------------------------
     def d_loss_fn(d_params):
@@ -144,8 +150,8 @@ def train_step(
             d_real=d_aux["d_real"],
             d_fake=d_aux["d_fake"],
             r1=d_aux["r1"],
-            d_grad_norm=optax.global_norm(d_grads),
-            g_grad_norm=optax.global_norm(g_grads),
+            d_grad_norm=optax.tree.norm(d_grads),
+            g_grad_norm=optax.tree.norm(g_grads),
         )
     )
     finite = _all_finite(metrics)
@@ -157,6 +163,7 @@ def train_step(
         g_opt_state=g_opt_state,
         d_opt_state=d_opt_state,
         ema_params=ema_params,
+        g_state=g_state,
         d_state=d_state,
     )
     # Never let a non-finite update into the state (the last good state is kept).

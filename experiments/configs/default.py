@@ -16,8 +16,6 @@ def get_config():
     config.data.frames = 16
     config.train.steps = 1000
     config.train.batch_size = 16
-    # TTUR (Heusel et al. 2017): a slower critic keeps it from overpowering G early.
-    config.train.d_lr = 1e-4
     config.train.log_every = 10
     config.train.sample_every = 250
     config.train.checkpoint_every = 250

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from vgan_jax.parallel import make_mesh  # noqa: F401  (re-exported: the training mesh)
+
 I3D_INPUT_SIZE = 224
 I3D_FEATURE_DIM = 400
 # Three stride-2 'SAME' poolings/convolutions in time, then a VALID temporal window of 2:
@@ -120,14 +122,6 @@ def _i3d_logits(variables: dict, videos: jax.Array) -> jax.Array:
 
     logits, _ = InceptionI3d().apply(variables, preprocess_videos(videos), is_training=False)
     return logits
-
-
-def make_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D mesh with axis `data` over the first `num_devices` devices (None: all)."""
-    devices = jax.devices()
-    if num_devices is not None:
-        devices = devices[:num_devices]
-    return Mesh(np.array(devices), ("data",))
 
 
 class I3DFeatureExtractor:

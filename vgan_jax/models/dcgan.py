@@ -21,6 +21,7 @@ from vgan_jax.models.layers import (
     MaybeSpectralConv,
     MaybeSpectralDense,
     Upsample,
+    bias_before,
     norm_act,
 )
 
@@ -86,17 +87,18 @@ class VideoTrunk(nn.Module):
     out_channels: int
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         plan = plan_upsampling(self.frames, self.size, self.num_upsamples)
         t0, h0, w0 = plan.start
         channels = self.width * 2 ** (self.num_upsamples - 1)
-        x = nn.Dense(t0 * h0 * w0 * channels)(z)
-        x = norm_act(x.reshape(z.shape[0], t0, h0, w0, channels), self.norm)
+        use_bias = bias_before(self.norm)
+        x = nn.Dense(t0 * h0 * w0 * channels, use_bias=use_bias)(z)
+        x = norm_act(x.reshape(z.shape[0], t0, h0, w0, channels), self.norm, train)
         for stage, tf in enumerate(plan.time_factors):
             if stage == self.num_upsamples - 1:
                 return Upsample(self.out_channels, (tf, 2, 2))(x)
             channels //= 2
-            x = norm_act(Upsample(channels, (tf, 2, 2))(x), self.norm)
+            x = norm_act(Upsample(channels, (tf, 2, 2), use_bias=use_bias)(x), self.norm, train)
         raise AssertionError("unreachable: num_upsamples >= 1")
 
 
@@ -104,7 +106,8 @@ class DCGANGenerator(nn.Module):
     """DCGAN generator for video.
 
     Call: `z` float32 `[batch, latent_dim]` -> video float32
-    `[batch, frames, size, size, channels]` in [-1, 1].
+    `[batch, frames, size, size, channels]` in [-1, 1]. `train=True` (the train
+    step) uses and updates batch statistics; sampling uses their running averages.
     """
 
     frames: int
@@ -112,13 +115,13 @@ class DCGANGenerator(nn.Module):
     channels: int
     width: int = 32
     num_upsamples: int = 3
-    norm: str = "group"
+    norm: str = "batch"
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         x = VideoTrunk(
             self.frames, self.size, self.width, self.num_upsamples, self.norm, self.channels
-        )(z)
+        )(z, train)
         return jnp.tanh(x)
 
 

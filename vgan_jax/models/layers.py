@@ -23,6 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vgan_jax.parallel import DATA_AXIS
+
 
 def depth_to_space(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
     """Moves channel blocks into the spatial axes.
@@ -207,6 +209,7 @@ class Upsample(nn.Module):
     features: int
     factors: Sequence[int]
     kernel: int = 3
+    use_bias: bool = True
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -217,8 +220,10 @@ class Upsample(nn.Module):
         x = SameConv(
             self.features * block, (self.kernel,) * nd, kernel_init=icnr(block), use_bias=False
         )(x)
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return depth_to_space(x, self.factors) + bias
+        x = depth_to_space(x, self.factors)
+        if self.use_bias:
+            x = x + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return x
 
 
 class Downsample(nn.Module):
@@ -241,13 +246,21 @@ class Downsample(nn.Module):
         )(x, update_stats)
 
 
-def normalization(kind: str, channels: int) -> nn.Module | None:
-    """Per-sample normalisation for generators.
+def normalization(kind: str, channels: int, train: bool) -> nn.Module | None:
+    """Generator normalisation.
 
-    BatchNorm is deliberately absent: batch statistics make each sample depend on
-    the rest of its per-device batch, so 1 and N devices would give different
-    numbers. Group and layer norm normalise each sample alone.
+    'batch' (the default, as in DCGAN): BatchNorm whose training statistics are
+    averaged over the mesh's `data` axis, i.e. over the global batch, so 1 and N
+    devices give the same numbers. Subtracting the batch mean at every position is
+    what keeps a generator from collapsing onto one z-independent pattern: with the
+    per-sample norms below, the default preset collapsed within 250 steps. Sampling
+    (`train=False`) uses the running averages, so a sample never depends on the
+    rest of its batch. 'group' / 'layer' normalise each sample alone; 'none'.
     """
+    if kind == "batch":
+        return nn.BatchNorm(
+            use_running_average=not train, momentum=0.99, axis_name=DATA_AXIS if train else None
+        )
     if kind == "group":
         # Up to 16 groups; gcd keeps it a divisor of any channel count.
         return nn.GroupNorm(num_groups=math.gcd(channels, 16))
@@ -255,15 +268,25 @@ def normalization(kind: str, channels: int) -> nn.Module | None:
         return nn.LayerNorm()
     if kind == "none":
         return None
-    raise ValueError(f"unknown normalization {kind!r}; known: group, layer, none")
+    raise ValueError(f"unknown normalization {kind!r}; known: {', '.join(GENERATOR_NORMS)}")
 
 
-GENERATOR_NORMS = ("group", "layer", "none")
+GENERATOR_NORMS = ("batch", "group", "layer", "none")
 
 
-def norm_act(x: jnp.ndarray, kind: str) -> jnp.ndarray:
-    """Normalisation (per sample) then LeakyReLU(0.2), as in the DCGAN generator stages."""
-    norm = normalization(kind, x.shape[-1])
+def bias_before(kind: str) -> bool:
+    """Whether a layer feeding this norm needs a bias: BatchNorm subtracts it again,
+    and its gradient is then pure rounding noise, which Adam would blow up to full
+    steps (and which differs between 1 and N devices)."""
+    return kind != "batch"
+
+
+def norm_act(x: jnp.ndarray, kind: str, train: bool) -> jnp.ndarray:
+    """Normalisation then LeakyReLU(0.2), as in the DCGAN generator stages.
+
+    With `kind='batch'` and `train=True` this must run inside `shard_map` over the
+    `data` axis (the train step does)."""
+    norm = normalization(kind, x.shape[-1], train)
     if norm is not None:
         x = norm(x)
     return nn.leaky_relu(x, 0.2)

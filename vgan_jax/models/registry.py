@@ -52,8 +52,9 @@ def _discriminator(model_config) -> VideoDiscriminator:
     )
 
 
-def _build_dcgan(model_config, shape: VideoShape) -> ModelPair:
-    generator = DCGANGenerator(
+def _generator_kwargs(model_config, shape: VideoShape) -> dict:
+    """Keyword arguments every generator takes."""
+    return dict(
         frames=shape.frames,
         size=shape.size,
         channels=shape.channels,
@@ -61,18 +62,16 @@ def _build_dcgan(model_config, shape: VideoShape) -> ModelPair:
         num_upsamples=model_config.num_upsamples,
         norm=model_config.g_norm,
     )
+
+
+def _build_dcgan(model_config, shape: VideoShape) -> ModelPair:
+    generator = DCGANGenerator(**_generator_kwargs(model_config, shape))
     return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
 
 
 def _build_vgan(model_config, shape: VideoShape) -> ModelPair:
     generator = VGANGenerator(
-        frames=shape.frames,
-        size=shape.size,
-        channels=shape.channels,
-        width=model_config.width,
-        num_upsamples=model_config.num_upsamples,
-        norm=model_config.g_norm,
-        mask_l1_weight=model_config.mask_l1_weight,
+        **_generator_kwargs(model_config, shape), mask_l1_weight=model_config.mask_l1_weight
     )
     return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
 

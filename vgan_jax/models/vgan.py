@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.models.dcgan import VideoTrunk, plan_upsampling
-from vgan_jax.models.layers import Upsample, norm_act
+from vgan_jax.models.layers import Upsample, bias_before, norm_act
 
 
 class BackgroundStream(nn.Module):
@@ -31,14 +31,15 @@ class BackgroundStream(nn.Module):
     norm: str
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         start = self.size // 2**self.num_upsamples
         channels = self.width * 2 ** (self.num_upsamples - 1)
-        x = nn.Dense(start * start * channels)(z)
-        x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm)
+        use_bias = bias_before(self.norm)
+        x = nn.Dense(start * start * channels, use_bias=use_bias)(z)
+        x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm, train)
         for _ in range(self.num_upsamples - 1):
             channels //= 2
-            x = norm_act(Upsample(channels, (2, 2))(x), self.norm)
+            x = norm_act(Upsample(channels, (2, 2), use_bias=use_bias)(x), self.norm, train)
         return jnp.tanh(Upsample(self.channels, (2, 2))(x))
 
 
@@ -55,20 +56,20 @@ class VGANGenerator(nn.Module):
     channels: int
     width: int = 32
     num_upsamples: int = 3
-    norm: str = "group"
+    norm: str = "batch"
     mask_l1_weight: float = 0.1
 
     @nn.compact
-    def __call__(self, z: jnp.ndarray, return_streams: bool = False):
+    def __call__(self, z: jnp.ndarray, train: bool = False, return_streams: bool = False):
         plan_upsampling(self.frames, self.size, self.num_upsamples)  # fail early on bad sizes
         x = VideoTrunk(
             self.frames, self.size, self.width, self.num_upsamples, self.norm, self.channels + 1
-        )(z)
+        )(z, train)
         foreground = jnp.tanh(x[..., : self.channels])
         mask = nn.sigmoid(x[..., self.channels :])
         background = BackgroundStream(
             self.size, self.channels, self.width, self.num_upsamples, self.norm
-        )(z)[:, None]
+        )(z, train)[:, None]
         video = mask * foreground + (1.0 - mask) * background
         if self.mask_l1_weight:
             self.sow("losses", "mask_l1", self.mask_l1_weight * jnp.mean(jnp.abs(mask)))
