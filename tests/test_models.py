@@ -42,9 +42,10 @@ def test_generator_and_discriminator_shapes_and_ranges(name, shape):
 
 
 def test_discriminator_has_no_batch_statistics():
-    """No BatchNorm: a sample's logit does not depend on the rest of the batch."""
+    """No BatchNorm: with minibatch-std off (its whole point is to look at the group), a
+    sample's logit does not depend on the rest of the batch."""
     shape = VideoShape(4, 16, 1)
-    pair = build_models(_model_config("dcgan"), shape)
+    pair = build_models(_model_config("dcgan", d_minibatch_std_group=0), shape)
     videos = jax.random.uniform(jax.random.PRNGKey(0), (4, *shape.as_array_shape()), minval=-1)
     variables = pair.discriminator.init(jax.random.PRNGKey(1), videos)
     assert set(variables) <= {"params", "spectral"}
@@ -57,9 +58,10 @@ def test_vgan_composes_foreground_background_and_mask():
     shape = VideoShape(4, 16, 1)
     pair = build_models(_model_config("vgan", mask_l1_weight=0.5), shape)
     z = jax.random.normal(jax.random.PRNGKey(0), (2, pair.latent_dim))
-    params = pair.generator.init(jax.random.PRNGKey(1), z)["params"]
+    variables = pair.generator.init(jax.random.PRNGKey(1), z)
+    variables = {k: v for k, v in variables.items() if k != "losses"}  # drop init's sown loss
     (video, (fg, bg, mask)), sown = pair.generator.apply(
-        {"params": params}, z, return_streams=True, mutable=["losses"]
+        variables, z, return_streams=True, mutable=["losses"]
     )
     assert mask.shape == (2, 4, 16, 16, 1)
     assert float(mask.min()) >= 0 and float(mask.max()) <= 1
@@ -116,3 +118,34 @@ def test_upsample_starts_as_nearest_neighbour_upsampling():
     np.testing.assert_allclose(
         blocks, jnp.broadcast_to(blocks[:, :, :, :, :1], blocks.shape), atol=1e-6
     )
+
+
+def test_minibatch_stddev_uses_global_groups_under_shard_map():
+    """Inside shard_map the feature and its input gradient equal the single-device ones
+    (the gradient scaled by the device count, which the train step's pmean undoes)."""
+    from jax.sharding import PartitionSpec as P
+
+    from vgan_jax.models.layers import minibatch_stddev
+    from vgan_jax.parallel import make_mesh
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 2, 4, 4, 3))
+    weights = jax.random.normal(jax.random.PRNGKey(1), (8, 2, 4, 4, 4))
+
+    def loss(x, w, axis=None):
+        return jnp.mean(jnp.sum(minibatch_stddev(x, 4, axis) * w, axis=(1, 2, 3, 4)) ** 2)
+
+    value, grad = jax.value_and_grad(loss)(x, weights)
+    features = minibatch_stddev(x, 4)
+    # Sample i is in group i % 2: samples 0 and 2 share a std, 0 and 1 do not.
+    assert features[0, 0, 0, 0, -1] == features[2, 1, 3, 3, -1] != features[1, 0, 0, 0, -1]
+
+    def sharded(x, w):
+        v, g = jax.value_and_grad(lambda x: loss(x, w, "data"))(x)
+        return jax.lax.pmean(v, "data"), g, minibatch_stddev(x, 4, "data")
+
+    sv, sg, sf = jax.jit(jax.shard_map(sharded, mesh=make_mesh(8), in_specs=(P("data"), P("data")),
+                                       out_specs=(P(), P("data"), P("data")), check_vma=False))(
+        x, weights)
+    np.testing.assert_allclose(sv, value, rtol=1e-5)
+    np.testing.assert_allclose(sf, features, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sg, 8 * grad, rtol=1e-4, atol=1e-5)

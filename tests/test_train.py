@@ -43,7 +43,13 @@ def _batch(config, seed=0):
 
 @pytest.mark.parametrize("model", ["dcgan", "vgan"])
 def test_one_and_eight_devices_give_the_same_step(tiny_config, model):
-    config = tiny_config(model__name=model, train__r1_gamma=1.0)
+    """Same parameters after two Adam steps on 1 and 8 devices (BatchNorm synchronised,
+    R1 on). The critic's minibatch-std is off here: it is device-invariant in exact
+    arithmetic (test_models checks its values and gradients under shard_map), but its
+    cross-device sums round differently, and Adam's first steps (~ lr * sign(grad))
+    turn rounding in near-zero gradients into lr-sized differences."""
+    config = tiny_config(model__name=model, train__r1_gamma=1.0,
+                         model__d_minibatch_std_group=0)
     gan = build_gan(config)
     results = {}
     for devices in (1, 8):

@@ -17,6 +17,7 @@ model.g_norm            'batch' | 'group' | 'layer' | 'none': generator normalis
                         ('batch' is synchronised over devices: 1 and N devices give
                         the same numbers; sampling uses its running averages).
 model.d_spectral_norm   spectral normalisation of discriminator layers.
+model.d_minibatch_std_group  samples per minibatch-std group in the critic (0/1: off).
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
 data.name               dataset name (`vgan_jax.data.known_datasets()`).
 data.data_dir           where datasets are built/read (None: tfds default dir).
@@ -65,6 +66,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.num_upsamples = 3
     config.model.g_norm = "batch"
     config.model.d_spectral_norm = True
+    config.model.d_minibatch_std_group = 4
     config.model.mask_l1_weight = 0.1
 
     config.data = ml_collections.ConfigDict()

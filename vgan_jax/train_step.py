@@ -95,22 +95,22 @@ def train_step(
     (fake, aux_loss), generator_vjp, g_state = jax.vjp(generate, state.g_params, has_aux=True)
 
     # --- discriminator update -------------------------------------------------
+    # Real and fake go through D separately: minibatch-std groups must not mix them.
+    def discriminate(d_params, d_state, video, update_stats=False):
+        variables = {"params": d_params, **d_state}
+        if update_stats:
+            return gan.discriminator.apply(
+                variables, video, update_stats=True, batch_axis=axis_name, mutable=list(d_state)
+            )
+        return gan.discriminator.apply(variables, video, batch_axis=axis_name)
+
     def d_loss_fn(d_params):
-        variables = {"params": d_params, **state.d_state}
-        both = jnp.concatenate([real, jax.lax.stop_gradient(fake)], axis=0)
-        logits, new_d_state = gan.discriminator.apply(
-            variables, both, update_stats=True, mutable=list(state.d_state)
-        )
-        real_logits, fake_logits = logits[:local_batch], logits[local_batch:]
+        real_logits, new_d_state = discriminate(d_params, state.d_state, real, True)
+        fake_logits = discriminate(d_params, new_d_state, jax.lax.stop_gradient(fake))
         loss = gan.loss.discriminator(real_logits, fake_logits)
         r1 = jnp.zeros((), jnp.float32)
         if gan.r1_gamma > 0:
-            r1 = r1_penalty(
-                lambda x: gan.discriminator.apply(
-                    {"params": d_params, **state.d_state}, x, update_stats=False
-                ),
-                real,
-            )
+            r1 = r1_penalty(lambda x: discriminate(d_params, state.d_state, x), real)
             loss = loss + 0.5 * gan.r1_gamma * r1
         aux = dict(
             new_d_state=new_d_state,

@@ -22,6 +22,7 @@ from vgan_jax.models.layers import (
     MaybeSpectralDense,
     Upsample,
     bias_before,
+    minibatch_stddev,
     norm_act,
 )
 
@@ -132,15 +133,21 @@ class VideoDiscriminator(nn.Module):
 
     Call: video float32 `[batch, frames, size, size, channels]` in [-1, 1] ->
     logits float32 `[batch]`. `update_stats` advances spectral-norm power
-    iteration (the `spectral` collection must then be mutable).
+    iteration (the `spectral` collection must then be mutable). `batch_axis`: the
+    mesh axis the batch is split over when called inside shard_map, so the
+    minibatch-std feature sees the global batch; call real and fake batches
+    separately (a group must not mix them).
     """
 
     width: int = 32
     num_downsamples: int = 3
     spectral_norm: bool = True
+    minibatch_std_group: int = 4
 
     @nn.compact
-    def __call__(self, video: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
+    def __call__(
+        self, video: jnp.ndarray, update_stats: bool = False, batch_axis: str | None = None
+    ) -> jnp.ndarray:
         x = video
         channels = self.width
         for _ in range(self.num_downsamples):
@@ -150,6 +157,8 @@ class VideoDiscriminator(nn.Module):
             )
             x = nn.leaky_relu(x, 0.2)
             channels *= 2
+        if self.minibatch_std_group > 1:
+            x = minibatch_stddev(x, self.minibatch_std_group, batch_axis)
         x = MaybeSpectralConv(channels, (3, 3, 3), self.spectral_norm)(x, update_stats)
         x = nn.leaky_relu(x, 0.2)
         x = x.reshape(x.shape[0], -1)

@@ -274,6 +274,39 @@ def normalization(kind: str, channels: int, train: bool) -> nn.Module | None:
 GENERATOR_NORMS = ("batch", "group", "layer", "none")
 
 
+def minibatch_stddev(x: jnp.ndarray, group_size: int, axis_name: str | None = None) -> jnp.ndarray:
+    """Appends the minibatch standard deviation as one channel (Karras et al. 2018).
+
+    Groups of `group_size` samples share one scalar: the std over the group, averaged
+    over positions and channels. A critic that sees it can tell a batch of identical
+    fakes from a batch of real videos, which is what stops a generator collapsing
+    onto one output. Groups are formed over the *global* batch (the features are
+    all-gathered over `axis_name` inside shard_map), so 1 and N devices agree.
+
+    Args:
+      x: float32 `[local_batch, *spatial, channels]`.
+      group_size: samples per group (reduced to divide the global batch).
+      axis_name: the mesh axis the batch is split over, or None outside shard_map.
+
+    Returns:
+      float32 `[local_batch, *spatial, channels + 1]`.
+    """
+    local = x.shape[0]
+    full = jax.lax.all_gather(x, axis_name, axis=0, tiled=True) if axis_name else x
+    total = full.shape[0]
+    group = math.gcd(group_size, total)
+    # Sample i is in group i % (total // group), as in StyleGAN.
+    grouped = full.reshape(group, total // group, *full.shape[1:])
+    std = jnp.sqrt(jnp.var(grouped, axis=0) + 1e-8)
+    per_group = jnp.mean(std.reshape(total // group, -1), axis=1)
+    per_sample = jnp.tile(per_group, group)
+    if axis_name:
+        start = jax.lax.axis_index(axis_name) * local
+        per_sample = jax.lax.dynamic_slice_in_dim(per_sample, start, local)
+    feature = jnp.broadcast_to(per_sample.reshape(local, *(1,) * (x.ndim - 1)), (*x.shape[:-1], 1))
+    return jnp.concatenate([x, feature], axis=-1)
+
+
 def bias_before(kind: str) -> bool:
     """Whether a layer feeding this norm needs a bias: BatchNorm subtracts it again,
     and its gradient is then pure rounding noise, which Adam would blow up to full

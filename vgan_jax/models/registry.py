@@ -49,6 +49,7 @@ def _discriminator(model_config) -> VideoDiscriminator:
         width=model_config.width,
         num_downsamples=model_config.num_upsamples,
         spectral_norm=model_config.d_spectral_norm,
+        minibatch_std_group=model_config.d_minibatch_std_group,
     )
 
 
