@@ -56,7 +56,7 @@ def build_folder(data_dir: str, copies: int, workers: int) -> tuple[int, float]:
                     )
         start = time.perf_counter()
         report = video_folder.prepare_video_folder(
-            source, data_dir, "bench", size=128, max_frames=64, min_frames=16, workers=workers
+            source, data_dir, "bench", size=128, max_frames=32, min_frames=16, workers=workers
         )
         seconds = time.perf_counter() - start
     finally:
@@ -112,7 +112,7 @@ def main() -> None:
     if not prepared.is_prepared("video_folder/bench", data_dir):
         examples, seconds = build_folder(data_dir, args.copies, args.decode_workers)
         print(
-            f"prepare: {examples} examples (128x128, <=64 frames) from "
+            f"prepare: {examples} examples (128x128, <=32 frames) from "
             f"{3 * args.copies} videos in {seconds:.1f} s"
         )
     for resolution in (64, 128):

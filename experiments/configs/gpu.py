@@ -1,6 +1,6 @@
 """`gpu`: Moving MNIST 64x64x16 on one GPU or a TPU slice: a wider model, bigger batch.
 
-G 15M + D 6M parameters (width 64); batch 64 (divisible by 8 devices, so it runs on
+G 12.1M + D 6.2M parameters (width 64); batch 64 (divisible by 8 devices, so it runs on
 a v4-8/v5e-8 unchanged); R1 on real data; 50k steps. Scale train.batch_size with the
 number of devices.
 """
