@@ -196,6 +196,7 @@ def test_training_logs_a_small_fvd_every_m_steps(tiny_config, tmp_path, monkeypa
     """train.fvd_every wires the FVD hook into the loop (a stand-in detector: the tiny
     clips have 4 frames, I3D needs 9; test_metrics covers I3D itself)."""
     from test_metrics import FakeI3D
+
     from vgan_jax.metrics import i3d, training_hook
 
     monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
