@@ -174,10 +174,14 @@ class _PreparedVideos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # Sources are local; nothing is downloaded here.
-        return {split: make() for split, make in self._vgan_split_generators.items()}
+        return {
+            split: self._generate_examples(make)
+            for split, make in self._vgan_split_generators.items()
+        }
 
-    def _generate_examples(self):  # pragma: no cover - generators come from outside
-        raise NotImplementedError
+    def _generate_examples(self, make):
+        """`(key, example)` pairs of one split, from the generator the caller supplied."""
+        yield from make()
 
 
 class _VideoFolderBuilder(_PreparedVideos, skip_registration=True):
