@@ -51,7 +51,13 @@ mesh.num_devices        devices on the `data` axis (None: all).
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import os
+
 import ml_collections
+
+from vgan_jax.errors import VganError
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -111,12 +117,6 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 # --- loading presets and command-line overrides -----------------------------
-
-import ast  # noqa: E402
-import importlib.util  # noqa: E402
-import os  # noqa: E402
-
-from vgan_jax.errors import VganError  # noqa: E402
 
 PRESETS_DIR = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs"

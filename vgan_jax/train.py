@@ -223,7 +223,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     logdir = os.path.join(workdir, "logs")
     os.makedirs(samples_dir, exist_ok=True)
     logger = _Logger(logdir)
-    fvd = _make_fvd_hook(config, workdir, mesh)
+    fvd = _make_fvd_hook(config, workdir, mesh, gan, generate)
 
     is_main = jax.process_index() == 0
     if is_main:
@@ -265,12 +265,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
                 history.append(metrics)
                 progress.update(1)
                 must_save = step % config.train.checkpoint_every == 0 or step == config.train.steps
-                if (
-                    step % config.train.log_every == 0
-                    or must_save
-                    or stop.signal_name
-                    or step == config.train.steps
-                ):
+                # must_save: a checkpoint is only written after its metrics passed the NaN check.
+                if step % config.train.log_every == 0 or must_save or stop.signal_name:
                     logged = _mean_metrics(history)
                     history.clear()
                     if logged["nonfinite"] > 0:
@@ -323,8 +319,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     )
 
 
-def _make_fvd_hook(config, workdir: str, mesh):
-    """A callable `state -> metrics` computing a small-N FVD of the EMA generator, or None."""
+def _make_fvd_hook(config, workdir: str, mesh, gan, generate):
+    """A callable `state -> metrics` computing a small-N FVD of the EMA generator, or None.
+
+    `generate` is the loop's jitted sampler (one jit, not a second one)."""
     if not config.train.fvd_every:
         return None
     from vgan_jax.metrics.training_hook import FvdEvaluator
@@ -336,8 +334,6 @@ def _make_fvd_hook(config, workdir: str, mesh):
         cache_dir=os.path.join(workdir, "fvd_cache"),
         mesh=mesh,
     )
-    gan = build_gan(config)
-    generate = make_generate_fn(gan)
     z = latents(config.seed + 2, config.train.fvd_num_videos, gan.latent_dim)
 
     def run(state):

@@ -16,6 +16,7 @@ All tensors are channels-last: `[batch, *spatial, channels]`, where `spatial` is
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -83,22 +84,13 @@ def _conv_im2col(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
     xp = jnp.pad(x, pads)
     spatial = x.shape[1:-1]
     patches = []
-    for offsets in _product(*(range(k) for k in ks)):
+    for offsets in itertools.product(*(range(k) for k in ks)):
         index = (slice(None),) + tuple(
             slice(o, o + n) for o, n in zip(offsets, spatial, strict=True)
         )
         patches.append(xp[index])
     columns = jnp.concatenate(patches, axis=-1) if len(patches) > 1 else patches[0]
     return jnp.dot(columns, kernel.reshape(-1, c_out))
-
-
-def _product(*ranges):
-    if not ranges:
-        yield ()
-        return
-    for first in ranges[0]:
-        for rest in _product(*ranges[1:]):
-            yield (first, *rest)
 
 
 class SameConv(nn.Module):
