@@ -8,6 +8,7 @@ import pytest
 from vgan_jax.config import base_config
 from vgan_jax.errors import VganError
 from vgan_jax.models import VideoShape, build_models, known_models
+from vgan_jax.models.critics import FRAMES_RNG
 from vgan_jax.models.dcgan import plan_upsampling
 from vgan_jax.models.layers import SameConv, depth_to_space, space_to_depth
 
@@ -26,7 +27,7 @@ def _model_config(name, **kw):
 @pytest.mark.parametrize("name", known_models())
 @pytest.mark.parametrize("shape", [VideoShape(4, 16, 1), VideoShape(6, 8, 3)])
 def test_generator_and_discriminator_shapes_and_ranges(name, shape):
-    pair = build_models(_model_config(name), shape)
+    pair = build_models(_model_config(name, d_image_frames=2), shape)
     z = jax.random.normal(jax.random.PRNGKey(0), (3, pair.latent_dim))
     g_vars = pair.generator.init(jax.random.PRNGKey(1), z)
     video = pair.generator.apply(g_vars, z)
@@ -35,10 +36,13 @@ def test_generator_and_discriminator_shapes_and_ranges(name, shape):
     assert float(jnp.min(video)) >= -1.0 and float(jnp.max(video)) <= 1.0
     # Different noise, different videos; frames differ over time (motion is possible).
     assert float(jnp.std(video, axis=0).mean()) > 0
-    d_vars = pair.discriminator.init(jax.random.PRNGKey(2), video)
-    logits = pair.discriminator.apply(d_vars, video)
-    assert logits.shape == (3,)
-    assert np.all(np.isfinite(np.asarray(logits)))
+    rngs = {"params": jax.random.PRNGKey(2), FRAMES_RNG: jax.random.PRNGKey(3)}
+    d_vars = pair.discriminator.init(rngs, video)
+    heads = pair.discriminator.apply(d_vars, video, rngs=rngs)
+    assert set(heads) == {"video", "image"}
+    for logits in heads.values():
+        assert logits.shape == (3,)
+        assert np.all(np.isfinite(np.asarray(logits)))
 
 
 def test_discriminator_has_no_batch_statistics():
@@ -49,8 +53,8 @@ def test_discriminator_has_no_batch_statistics():
     videos = jax.random.uniform(jax.random.PRNGKey(0), (4, *shape.as_array_shape()), minval=-1)
     variables = pair.discriminator.init(jax.random.PRNGKey(1), videos)
     assert set(variables) <= {"params", "spectral"}
-    together = pair.discriminator.apply(variables, videos)
-    alone = pair.discriminator.apply(variables, videos[:1])
+    together = pair.discriminator.apply(variables, videos)["video"]
+    alone = pair.discriminator.apply(variables, videos[:1])["video"]
     np.testing.assert_allclose(together[:1], alone, rtol=1e-5, atol=1e-6)
 
 

@@ -1,11 +1,13 @@
 """The train step and loop: device-count invariance, exact resume, restore on fewer
 devices, NaN handling, preemption, and refusing a checkpoint of another model."""
 
+import dataclasses
 import os
 import signal
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from vgan_jax import data as data_lib
@@ -41,33 +43,69 @@ def _batch(config, seed=0):
     }
 
 
+def _run_steps(gan, config, devices, steps):
+    mesh = make_mesh(devices)
+    state = create_train_state(gan, 0, mesh)
+    step = make_train_step(gan, mesh)
+    for i in range(steps):
+        state, metrics = step(state, global_batch(_batch(config, i), mesh))
+    return state, jax.device_get(metrics)
+
+
+# Every feature of the `default` model on: synchronised BatchNorm in G, minibatch-std
+# over the global batch and spectral norm in D, the per-frame image head, R1. With 8
+# devices and a global batch of 8 each device holds one clip, so any per-device group
+# or statistic would show.
+_ALL_FEATURES = dict(
+    train__r1_gamma=1.0, model__d_minibatch_std_group=4, model__d_image_frames=2
+)
+
+
 @pytest.mark.parametrize("model", ["dcgan", "vgan"])
-def test_one_and_eight_devices_give_the_same_step(tiny_config, model):
-    """Same parameters after two Adam steps on 1 and 8 devices (BatchNorm synchronised,
-    R1 on). The critic's minibatch-std is off here: it is device-invariant in exact
-    arithmetic (test_models checks its values and gradients under shard_map), but its
-    cross-device sums round differently, and Adam's first steps (~ lr * sign(grad))
-    turn rounding in near-zero gradients into lr-sized differences."""
-    config = tiny_config(model__name=model, train__r1_gamma=1.0,
-                         model__d_minibatch_std_group=0)
+def test_one_and_eight_devices_give_the_same_gradients(tiny_config, model):
+    """With SGD a parameter change is lr * gradient, so equal parameters after one and
+    two steps on 1 and 8 devices mean equal gradients of both networks (the second
+    step's D sees a G that moved, and vice versa)."""
+    config = tiny_config(model__name=model, **_ALL_FEATURES)
+    gan = dataclasses.replace(
+        build_gan(config), g_optimizer=optax.sgd(0.1), d_optimizer=optax.sgd(0.1)
+    )
+    for steps in (1, 2):
+        (one, one_metrics), (eight, eight_metrics) = (
+            _run_steps(gan, config, devices, steps) for devices in (1, 8)
+        )
+        for part in ("g_params", "d_params", "ema_params", "g_state", "d_state"):
+            _assert_trees_close(
+                getattr(one, part), getattr(eight, part), rtol=1e-4, atol=1e-6
+            )
+        for name, value in one_metrics.items():
+            np.testing.assert_allclose(
+                value, eight_metrics[name], rtol=1e-4, atol=1e-6, err_msg=name
+            )
+
+
+def test_one_and_eight_devices_adam_within_bound(tiny_config):
+    """The same with Adam (the default optimizer). Adam's first steps are ~lr * sign(g):
+    a gradient that is ~0 in exact arithmetic (rounding differs between one device and
+    a cross-device mean) can move a parameter by up to 2 * lr in either run, so the
+    documented bound is an absolute 2 * lr per parameter; the losses agree tightly."""
+    config = tiny_config(**_ALL_FEATURES)
     gan = build_gan(config)
-    results = {}
-    for devices in (1, 8):
-        mesh = make_mesh(devices)
-        state = create_train_state(gan, 0, mesh)
-        step = make_train_step(gan, mesh)
-        for i in range(2):
-            state, metrics = step(state, global_batch(_batch(config, i), mesh))
-        results[devices] = (state, jax.device_get(metrics))
-    _assert_trees_close(results[1][0].g_params, results[8][0].g_params, rtol=1e-4, atol=1e-5)
-    _assert_trees_close(results[1][0].d_params, results[8][0].d_params, rtol=1e-4, atol=1e-5)
-    for name, value in results[1][1].items():
-        np.testing.assert_allclose(value, results[8][1][name], rtol=1e-4, atol=1e-6, err_msg=name)
-    assert int(results[8][0].step) == 2
+    (one, one_metrics), (eight, eight_metrics) = (
+        _run_steps(gan, config, devices, 2) for devices in (1, 8)
+    )
+    bound = 2 * max(config.train.g_lr, config.train.d_lr) * 2  # two steps
+    for part in ("g_params", "d_params"):
+        for x, y in zip(_leaves(getattr(one, part)), _leaves(getattr(eight, part)), strict=True):
+            assert np.max(np.abs(x - y)) <= bound
+    for name in ("d_loss", "g_loss", "d_real_video", "d_fake_image"):
+        np.testing.assert_allclose(one_metrics[name], eight_metrics[name], rtol=1e-3, atol=1e-4)
 
 
 def test_resume_continues_the_same_numbers(tiny_config, tmp_path):
-    config = tiny_config(train__steps=6, train__checkpoint_every=3, mesh__num_devices=2)
+    config = tiny_config(
+        train__steps=6, train__checkpoint_every=3, mesh__num_devices=2, **_ALL_FEATURES
+    )
     straight = train(config, str(tmp_path / "straight"))
     interrupted = tmp_path / "interrupted"
     config.train.steps = 3
@@ -76,7 +114,7 @@ def test_resume_continues_the_same_numbers(tiny_config, tmp_path):
     config.train.steps = 6
     resumed = train(config, str(interrupted))
     assert resumed.step == 6
-    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+    for name in ("d_loss", "g_loss", "d_real_video", "d_fake_image"):
         np.testing.assert_allclose(resumed.metrics[name], straight.metrics[name], rtol=1e-5)
     gan = build_gan(config)
     abstract = abstract_train_state(gan, mesh=make_mesh(1))

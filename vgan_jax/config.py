@@ -18,6 +18,8 @@ model.g_norm            'batch' | 'group' | 'layer' | 'none': generator normalis
                         the same numbers; sampling uses its running averages).
 model.d_spectral_norm   spectral normalisation of discriminator layers.
 model.d_minibatch_std_group  samples per minibatch-std group in the critic (0/1: off).
+model.d_image_frames    frames per clip the per-frame image critic head judges (drawn at
+                        random each step; 0: video head only, >= frames: all frames).
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
 data.name               dataset name (`vgan_jax.data.known_datasets()`).
 data.data_dir           where datasets are built/read (None: tfds default dir).
@@ -73,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.g_norm = "batch"
     config.model.d_spectral_norm = True
     config.model.d_minibatch_std_group = 4
+    config.model.d_image_frames = 0
     config.model.mask_l1_weight = 0.1
 
     config.data = ml_collections.ConfigDict()
@@ -113,6 +116,23 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)
+    return config
+
+
+def config_from_saved(saved: dict) -> ml_collections.ConfigDict:
+    """A run's config from the plain dict its checkpoint stored, over `base_config()`:
+    a field added to the library after the run was saved takes its default (which is
+    the behaviour the run was trained with), so old runs still sample and resume."""
+    config = base_config()
+
+    def overlay(section: ml_collections.ConfigDict, values: dict) -> None:
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(section.get(key), ml_collections.ConfigDict):
+                overlay(section[key], value)
+            else:
+                section[key] = value
+
+    overlay(config, saved)
     return config
 
 

@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 
 from vgan_jax.losses import AdversarialLoss, get_loss
 from vgan_jax.models import ModelPair, VideoShape, build_models
+from vgan_jax.models.critics import FRAMES_RNG
 from vgan_jax.parallel import replicated
 
 PyTree = Any
@@ -100,7 +101,7 @@ def _init_state(gan: Gan, seed: int) -> TrainState:
     # `losses` holds what init sowed (auxiliary losses); it is per call, not state.
     g_state = {k: v for k, v in g_variables.items() if k not in ("params", "losses")}
     video = jnp.zeros((1, *gan.video_shape.as_array_shape()), jnp.float32)
-    d_variables = gan.discriminator.init(d_key, video)
+    d_variables = gan.discriminator.init({"params": d_key, FRAMES_RNG: d_key}, video)
     d_params = d_variables["params"]
     d_state = {k: v for k, v in d_variables.items() if k != "params"}
     return TrainState(

@@ -21,11 +21,12 @@ import optax
 from jax.sharding import Mesh, PartitionSpec
 
 from vgan_jax.losses import r1_penalty
+from vgan_jax.models.critics import FRAMES_RNG
 from vgan_jax.parallel import DATA_AXIS
 from vgan_jax.state import Gan, TrainState
 
 # fold_in tags, so the streams of random numbers never collide.
-_NOISE, _DEVICE = 0, 1
+_NOISE, _DEVICE, _FRAMES = 0, 1, 2
 
 
 def ema_decay_at(step: jnp.ndarray, decay: float) -> jnp.ndarray:
@@ -40,6 +41,11 @@ def _sum_sown(collection) -> jnp.ndarray:
     """Sum of every scalar a module `sow`-ed (auxiliary generator losses)."""
     leaves = jax.tree.leaves(collection)
     return sum(leaves, jnp.zeros((), jnp.float32))
+
+
+def _sum_heads(heads: dict) -> jnp.ndarray:
+    """Sum over critic heads of their logits, `[local_batch]` (R1's D(x))."""
+    return sum(heads.values())
 
 
 def _all_finite(*trees) -> jnp.ndarray:
@@ -94,42 +100,45 @@ def train_step(
 
     (fake, aux_loss), generator_vjp, g_state = jax.vjp(generate, state.g_params, has_aux=True)
 
-    # --- discriminator update -------------------------------------------------
-    # Real and fake go through D separately: minibatch-std groups must not mix them.
-    def discriminate(d_params, d_state, video, update_stats=False):
+    # --- the critic: one function for the D update, R1 and the G update ----------
+    # Same batch axis (minibatch-std groups span the global batch in both updates)
+    # and the same frame choice for per-frame heads, drawn from the step key.
+    frames_key = jax.random.fold_in(step_key, _FRAMES)
+
+    def critic(d_params, d_state, video, update_stats=False):
+        """`{head: logits [local_batch]}` and the (possibly updated) critic state."""
         variables = {"params": d_params, **d_state}
+        kwargs = dict(batch_axis=axis_name, rngs={FRAMES_RNG: frames_key})
         if update_stats:
             return gan.discriminator.apply(
-                variables, video, update_stats=True, batch_axis=axis_name, mutable=list(d_state)
+                variables, video, update_stats=True, mutable=list(d_state), **kwargs
             )
-        return gan.discriminator.apply(variables, video, batch_axis=axis_name)
+        return gan.discriminator.apply(variables, video, **kwargs), d_state
 
+    # --- discriminator update -------------------------------------------------
+    # Real and fake go through D separately: minibatch-std groups must not mix them.
     def d_loss_fn(d_params):
-        real_logits, new_d_state = discriminate(d_params, state.d_state, real, True)
-        fake_logits = discriminate(d_params, new_d_state, jax.lax.stop_gradient(fake))
-        loss = gan.loss.discriminator(real_logits, fake_logits)
+        real_heads, new_d_state = critic(d_params, state.d_state, real, update_stats=True)
+        fake_heads, _ = critic(d_params, new_d_state, jax.lax.stop_gradient(fake))
+        loss = sum(gan.loss.discriminator(real_heads[h], fake_heads[h]) for h in real_heads)
         r1 = jnp.zeros((), jnp.float32)
         if gan.r1_gamma > 0:
-            r1 = r1_penalty(lambda x: discriminate(d_params, state.d_state, x), real)
+            r1 = r1_penalty(lambda x: _sum_heads(critic(d_params, new_d_state, x)[0]), real)
             loss = loss + 0.5 * gan.r1_gamma * r1
-        aux = dict(
-            new_d_state=new_d_state,
-            d_real=jnp.mean(real_logits),
-            d_fake=jnp.mean(fake_logits),
-            r1=r1,
-        )
-        return loss, aux
+        head_means = {f"d_real_{h}": jnp.mean(v) for h, v in real_heads.items()}
+        head_means |= {f"d_fake_{h}": jnp.mean(v) for h, v in fake_heads.items()}
+        return loss, dict(new_d_state=new_d_state, r1=r1, **head_means)
 
     (d_loss, d_aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
     d_grads = pmean(d_grads)
     d_updates, d_opt_state = gan.d_optimizer.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)
-    d_state = d_aux["new_d_state"]
+    d_state = d_aux.pop("new_d_state")
 
     # --- generator update, against the updated discriminator ------------------
     def g_adversarial_loss(video):
-        logits = gan.discriminator.apply({"params": d_params, **d_state}, video, update_stats=False)
-        return gan.loss.generator(logits)
+        heads, _ = critic(d_params, d_state, video)
+        return sum(gan.loss.generator(logits) for logits in heads.values())
 
     g_adv_loss, d_fake_video = jax.value_and_grad(g_adversarial_loss)(fake)
     (g_grads,) = generator_vjp((d_fake_video, jnp.ones((), jnp.float32)))
@@ -147,9 +156,7 @@ def train_step(
             d_loss=d_loss,
             g_loss=g_adv_loss + aux_loss,
             g_aux_loss=aux_loss,
-            d_real=d_aux["d_real"],
-            d_fake=d_aux["d_fake"],
-            r1=d_aux["r1"],
+            **d_aux,
             d_grad_norm=optax.tree.norm(d_grads),
             g_grad_norm=optax.tree.norm(g_grads),
         )

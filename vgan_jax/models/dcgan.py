@@ -3,9 +3,8 @@
 Generator: noise z -> dense -> reshape to a small `[t0, h0, w0, c0]` volume ->
 `num_upsamples` learned 2x upsampling stages (space always; time while the
 frame count still needs it), each followed by per-sample normalisation and
-LeakyReLU(0.2) -> 3D conv -> tanh. Discriminator: the mirror image, built from
-space-to-depth downsampling, LeakyReLU(0.2), optional spectral norm, no
-BatchNorm (batch statistics break under shard_map and R1).
+LeakyReLU(0.2) -> tanh. The critic is `critics.MultiHeadCritic` (a 3D video head
+mirroring the generator, optionally a per-frame image head).
 """
 
 from __future__ import annotations
@@ -16,15 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.errors import VganError
-from vgan_jax.models.layers import (
-    Downsample,
-    MaybeSpectralConv,
-    MaybeSpectralDense,
-    Upsample,
-    bias_before,
-    minibatch_stddev,
-    norm_act,
-)
+from vgan_jax.models.layers import Upsample, bias_before, norm_act
 
 
 @dataclass(frozen=True)
@@ -125,41 +116,3 @@ class DCGANGenerator(nn.Module):
         )(z, train)
         return jnp.tanh(x)
 
-
-class VideoDiscriminator(nn.Module):
-    """3D-conv critic mirroring the generator: `num_downsamples` learned 2x
-    downsampling stages (time too while it is even), LeakyReLU(0.2), a final
-    dense layer.
-
-    Call: video float32 `[batch, frames, size, size, channels]` in [-1, 1] ->
-    logits float32 `[batch]`. `update_stats` advances spectral-norm power
-    iteration (the `spectral` collection must then be mutable). `batch_axis`: the
-    mesh axis the batch is split over when called inside shard_map, so the
-    minibatch-std feature sees the global batch; call real and fake batches
-    separately (a group must not mix them).
-    """
-
-    width: int = 32
-    num_downsamples: int = 3
-    spectral_norm: bool = True
-    minibatch_std_group: int = 4
-
-    @nn.compact
-    def __call__(
-        self, video: jnp.ndarray, update_stats: bool = False, batch_axis: str | None = None
-    ) -> jnp.ndarray:
-        x = video
-        channels = self.width
-        for _ in range(self.num_downsamples):
-            time_factor = 2 if x.shape[1] % 2 == 0 else 1
-            x = Downsample(channels, (time_factor, 2, 2), spectral_norm=self.spectral_norm)(
-                x, update_stats
-            )
-            x = nn.leaky_relu(x, 0.2)
-            channels *= 2
-        if self.minibatch_std_group > 1:
-            x = minibatch_stddev(x, self.minibatch_std_group, batch_axis)
-        x = MaybeSpectralConv(channels, (3, 3, 3), self.spectral_norm)(x, update_stats)
-        x = nn.leaky_relu(x, 0.2)
-        x = x.reshape(x.shape[0], -1)
-        return MaybeSpectralDense(1, self.spectral_norm)(x, update_stats)[:, 0]

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import flax.linen as nn
 
 from vgan_jax.errors import VganError
-from vgan_jax.models.dcgan import DCGANGenerator, VideoDiscriminator, plan_upsampling
+from vgan_jax.models.critics import MultiHeadCritic
+from vgan_jax.models.dcgan import DCGANGenerator, plan_upsampling
 from vgan_jax.models.layers import GENERATOR_NORMS
 from vgan_jax.models.vgan import VGANGenerator
 
@@ -35,8 +36,9 @@ class ModelPair(NamedTuple):
 
     generator: `z [batch, latent_dim]` -> video `[batch, T, H, W, C]` in [-1, 1];
       may `sow` scalar auxiliary losses into the `losses` collection.
-    discriminator: `(video, update_stats)` -> logits `[batch]`; may keep
-      spectral-norm state in the `spectral` collection.
+    discriminator: `(video, update_stats, batch_axis)` -> `{head name: logits
+      [batch]}`; may keep spectral-norm state in the `spectral` collection and
+      draw from the `frames` RNG stream (`critics.FRAMES_RNG`).
     """
 
     generator: nn.Module
@@ -44,12 +46,13 @@ class ModelPair(NamedTuple):
     latent_dim: int
 
 
-def _discriminator(model_config) -> VideoDiscriminator:
-    return VideoDiscriminator(
+def _discriminator(model_config) -> MultiHeadCritic:
+    return MultiHeadCritic(
         width=model_config.width,
         num_downsamples=model_config.num_upsamples,
         spectral_norm=model_config.d_spectral_norm,
         minibatch_std_group=model_config.d_minibatch_std_group,
+        image_frames=model_config.d_image_frames,
     )
 
 
@@ -96,6 +99,11 @@ def check_model_config(model_config, shape: VideoShape) -> None:
     if model_config.g_norm not in GENERATOR_NORMS:
         raise VganError(
             f"unknown model.g_norm {model_config.g_norm!r}; known: {', '.join(GENERATOR_NORMS)}"
+        )
+    if model_config.d_image_frames < 0:
+        raise VganError(
+            f"model.d_image_frames must be >= 0 (0: no image head), got "
+            f"{model_config.d_image_frames}"
         )
     for field in ("latent_dim", "width"):
         if model_config[field] < 1:
