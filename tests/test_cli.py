@@ -168,7 +168,7 @@ def test_eval_of_a_trained_run_writes_its_json(tiny_run, monkeypatch, capsys):
     monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
     monkeypatch.setattr(i3d, "I3D_MIN_FRAMES", 1)
     code = cli.main(["eval", "--workdir", tiny_run, "--num_videos", "24", "--kvd_subsets", "2",
-                     "--cache_dir", os.path.join(tiny_run, "fvd_cache")])
+                     "--cache_dir", os.path.join(tiny_run, "fvd_cache"), "--baselines", "--json"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     with open(os.path.join(tiny_run, "fvd_n24_seed0.json")) as f:
@@ -176,3 +176,48 @@ def test_eval_of_a_trained_run_writes_its_json(tiny_run, monkeypatch, capsys):
     assert printed["fvd"] > 0 and np.isfinite(printed["fvd"])
     assert printed["sets"]["generated"]["num_videos"] == 24
     assert printed["sets"]["real"]["num_videos"] == 24
+    assert printed["kvd_subset_size"] == 12  # min(1000, N // 2): the subsets differ
+    baselines = printed["baselines"]
+    assert set(baselines) == {"real_vs_real", "shuffled_time", "frozen_first_frame"}
+    assert all(np.isfinite(b["fvd"]) and b["num_videos"] == 24 for b in baselines.values())
+    assert baselines["real_vs_real"]["disjoint_from_reference"]  # 48 of the 64 tiny clips
+
+
+def test_eval_bad_kvd_subset_size_is_one_line(tiny_run, capsys):
+    code = cli.main(["eval", "--workdir", tiny_run, "--num_videos", "24",
+                     "--kvd_subset_size", "24"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: kvd_subset_size 24 must be in 2..23")
+    assert "\n" not in err
+
+
+def test_sample_png_frame_strip(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    # Training wrote a strip beside each sample GIF: 4 videos x frames {0, 3} of 16x16,
+    # each frame scaled x4 to 64 px, 2 px gaps.
+    assert Image.open(os.path.join(tiny_run, "samples", "step_0000004.png")).size == (130, 262)
+    path = str(tmp_path / "strip.png")
+    npy = str(tmp_path / "same.npy")
+    assert cli.main(["sample", "--workdir", tiny_run, "--num", "3", "--out", path]) == 0
+    assert cli.main(["sample", "--workdir", tiny_run, "--num", "3", "--out", npy]) == 0
+    image = np.asarray(Image.open(path))
+    assert image.shape == (3 * 64 + 2 * 2, 4 * 64 + 3 * 2)  # every frame by default
+    videos = np.load(npy)  # the same samples
+    np.testing.assert_array_equal(image[66:130:4, 198:262:4], videos[1, 3, :, :, 0])
+    args = ["sample", "--workdir", tiny_run, "--num", "2", "--out", path]
+    assert cli.main([*args, "--strip_frames", "0,3", "--strip_scale", "2"]) == 0
+    assert Image.open(path).size == (2 * 32 + 2, 2 * 32 + 2)
+    capsys.readouterr()
+    for extra, message in [
+        (["--strip_frames", "0,4"], "strip frame 4 is out of range: the clips have 4 frames, "
+         "valid indices are 0..3"),
+        (["--strip_frames", "a,b"], "--strip_frames must be comma-separated frame indices"),
+        (["--strip_scale", "0"], "--strip_scale must be an integer >= 1"),
+    ]:
+        assert cli.main([*args, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err
+    gif = ["sample", "--workdir", tiny_run, "--out", str(tmp_path / "x.gif")]
+    assert cli.main([*gif, "--strip_frames", "0"]) == 2
+    assert "apply to a .png --out only" in capsys.readouterr().err

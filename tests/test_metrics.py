@@ -9,6 +9,7 @@ tested without I3D's ~1 s per video on CPU. I3D itself runs on a handful of tiny
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -20,20 +21,29 @@ import scipy.linalg
 
 from vgan_jax.errors import VganError
 from vgan_jax.metrics import (
+    BASELINE_KINDS,
     FeatureStats,
     FvdEvaluator,
     I3DFeatureExtractor,
+    Progress,
     VideoSet,
+    baseline_fvds,
+    cached_stats,
     commands,
     compute_fvd,
+    default_kvd_subset_size,
     frechet_distance,
+    freeze_first_frame,
     i3d,
     kernel_distance,
     make_mesh,
+    polynomial_mmd2,
     preprocess_videos,
     resize_bilinear_legacy,
+    shuffle_time,
     validate_videos,
 )
+from vgan_jax.metrics.baselines import BASELINE_LABELS, other_real_clips
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -162,10 +172,34 @@ def test_kernel_distance_matches_naive_unbiased_mmd():
     xx = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     xy = sum(k(a[i], b[j]) for i in range(m) for j in range(m)) / (m * m)
-    result = kernel_distance(a, b, num_subsets=3, subset_size=1000)
-    assert result["kvd_subset_size"] == 30  # clamped to the smaller set
-    assert result["kvd"] == pytest.approx(xx + yy - 2 * xy, rel=1e-9)
-    assert result["kvd_std"] == pytest.approx(0.0, abs=1e-9)  # every subset is the full set
+    assert polynomial_mmd2(a, b) == pytest.approx(xx + yy - 2 * xy, rel=1e-9)
+    # kernel_distance averages exactly that over its random subsets.
+    result = kernel_distance(a, b, num_subsets=3, subset_size=10, seed=4)
+    rng = np.random.RandomState(4)
+    expected = [
+        polynomial_mmd2(a[rng.choice(30, 10, replace=False)], b[rng.choice(30, 10, replace=False)])
+        for _ in range(3)
+    ]
+    assert result["kvd"] == pytest.approx(np.mean(expected), rel=1e-12)
+    assert result["kvd_std"] == pytest.approx(np.std(expected), rel=1e-12)
+
+
+def test_kvd_subsets_are_smaller_than_the_set_so_they_differ():
+    # N = 256 used to give 100 subsets of 256, i.e. the whole set 100 times (std ~1e-14).
+    a = random_gaussian_features(256, 8, seed=0)
+    b = random_gaussian_features(256, 8, seed=1, shift=0.2)
+    result = kernel_distance(a, b, num_subsets=20)
+    assert result["kvd_subset_size"] == 128 < 256
+    assert result["kvd_std"] > 0.05 * abs(result["kvd"]) > 0
+    # StyleGAN2-ADA's 1000 at the standard N = 2048; always below N.
+    assert [default_kvd_subset_size(n) for n in (2048, 5000, 256, 3)] == [1000, 1000, 128, 2]
+    assert kernel_distance(a, b, num_subsets=2, subset_size=255)["kvd_subset_size"] == 255
+    for size in (256, 1000, 1):
+        with pytest.raises(VganError, match=r"must be in 2\.\.255") as error:
+            kernel_distance(a, b, num_subsets=2, subset_size=size)
+        assert "\n" not in str(error.value)
+    with pytest.raises(VganError, match="at least 3 videos"):
+        kernel_distance(a[:2], b[:2])
 
 
 def test_kernel_distance_near_zero_for_same_distribution():
@@ -194,6 +228,25 @@ def test_streaming_statistics_equal_one_shot(tmp_path):
     assert metadata == {"dataset": "x"}
     np.testing.assert_array_equal(loaded.cov, stats.cov)
     np.testing.assert_array_equal(loaded.features, stats.features)
+
+
+def test_cache_with_features_serves_a_request_without(tmp_path):
+    features = random_gaussian_features(20, 4, seed=0)
+    path = str(tmp_path / "s.npz")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return FeatureStats.from_features(features)
+
+    key = {"dataset": "x", "keep_features": True}
+    cached_stats(path, compute, key)
+    # Not needing the features (--no_kvd): the richer file answers; needing them does too.
+    assert cached_stats(path, compute, {**key, "keep_features": False}).count == 20
+    assert cached_stats(path, compute, key).features.shape == (20, 4)
+    assert len(calls) == 1
+    cached_stats(path, compute, {**key, "dataset": "y"})  # another key: recomputed
+    assert len(calls) == 2
 
 
 # ---------------------------------------------------------------------------
@@ -232,7 +285,7 @@ def test_compute_fvd_accepts_iterators_and_names_the_protocol():
     # Same videos on both sides; sqrtm of a singular product leaves ~1e-6 of error.
     # (Unbiased KVD of a set against itself is slightly negative, not 0: not checked.)
     assert abs(result["fvd"]) < 1e-4
-    assert result["kvd_subsets"] == 2 and result["kvd_subset_size"] == 40
+    assert result["kvd_subsets"] == 2 and result["kvd_subset_size"] == 20  # min(1000, N // 2)
     assert result["frames"] == 8
     assert result["sets"]["generated"] == {
         "num_videos": 40, "frames": 8, "resolution": [32, 32], "channels": 1,
@@ -354,12 +407,14 @@ def test_run_eval_and_training_hook_with_fake_sampler(tmp_path, monkeypatch, cap
     parser = argparse.ArgumentParser()
     commands.add_eval_arguments(parser)
     cache = str(tmp_path / "cache")
-    args = parser.parse_args(
-        ["--workdir", str(tmp_path), "--num_videos", "24", "--cache_dir", cache,
-         "--kvd_subsets", "2", "--batch_size", "8"]
-    )
+    flags = ["--workdir", str(tmp_path), "--num_videos", "24", "--cache_dir", cache,
+             "--kvd_subsets", "2", "--batch_size", "8"]
+    args = parser.parse_args([*flags, "--json"])
     assert commands.run_eval(args) == 0
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    # Not a terminal: progress comes as plain lines, with the rate.
+    assert "features: generated: 24/24 videos" in captured.err and "videos/s" in captured.err
     with open(tmp_path / "fvd_n24_seed0.json") as f:
         assert json.load(f) == printed
     real = printed["sets"]["real"]
@@ -371,6 +426,106 @@ def test_run_eval_and_training_hook_with_fake_sampler(tmp_path, monkeypatch, cap
     result = evaluator(iterate_samples(None, 24, 0, 8))
     assert len(loads) == 1
     assert result["fvd"] == pytest.approx(printed["fvd"])
+
+    # --baselines: three more sets at the same protocol, one more (2N) load, cached.
+    assert commands.run_eval(parser.parse_args([*flags, "--baselines"])) == 0
+    table = capsys.readouterr().out
+    with open(tmp_path / "fvd_n24_seed0.json") as f:
+        with_baselines = json.load(f)
+    assert with_baselines["fvd"] == pytest.approx(printed["fvd"])
+    assert set(with_baselines["baselines"]) == set(BASELINE_KINDS)
+    for kind, label in BASELINE_LABELS.items():
+        scores = with_baselines["baselines"][kind]
+        assert scores["num_videos"] == 24 and scores["kvd_subset_size"] == 12
+        assert f"{scores['fvd']:10.3f}" in table and label in table
+    assert f"{printed['fvd']:10.3f}" in table.splitlines()[1]  # the model's row first
+    assert loads == [("train", 24, 0), ("train", 48, 0)] and len(os.listdir(cache)) == 4
+    assert commands.run_eval(parser.parse_args([*flags, "--baselines"])) == 0
+    assert capsys.readouterr().out == table and len(loads) == 2  # all from the cache
+    # A subset size the set can't give is refused before any work.
+    with pytest.raises(VganError, match="must be in 2..23"):
+        commands.run_eval(parser.parse_args([*flags, "--kvd_subset_size", "24"]))
+
+
+# ---------------------------------------------------------------------------
+# Baselines and progress
+
+
+class CountingFeatures(PooledFeatures):
+    """The stand-in extractor, counting the videos it is called on."""
+
+    def __init__(self):
+        super().__init__()
+        self.videos_seen = 0
+
+    def __call__(self, videos):
+        self.videos_seen += len(videos)
+        return super().__call__(videos)
+
+
+def test_time_shuffle_and_frozen_first_frame():
+    videos = np.random.default_rng(0).integers(0, 256, (20, 4, 3, 3, 1), dtype=np.uint8)
+    shuffled = shuffle_time(videos, seed=3)
+    np.testing.assert_array_equal(shuffled, shuffle_time(videos, seed=3))
+    for clip, out in zip(videos, shuffled, strict=True):
+        order = [next(i for i in range(4) if np.array_equal(f, clip[i])) for f in out]
+        assert sorted(order) == [0, 1, 2, 3] and order != [0, 1, 2, 3]
+    frozen = freeze_first_frame(videos)
+    assert frozen.shape == videos.shape
+    np.testing.assert_array_equal(frozen, videos[:, :1].repeat(4, axis=1))
+
+
+def test_baselines_on_moving_mnist_are_ordered_and_cached(tiny_config, tmp_path):
+    """On the built-in Moving MNIST clips (stand-in detector, which sees motion through
+    frame differences): real < shuffled in time < first frame frozen."""
+    from vgan_jax.data import load_videos
+
+    data = tiny_config().data  # 64 train clips of 4 frames, 16x16
+    cache = str(tmp_path / "cache")
+    extractor = CountingFeatures()
+    first = baseline_fvds(data, "train", 32, 0, cache, extractor, kvd_subsets=10, progress=False)
+    real_vs_real = first["real_vs_real"]
+    assert real_vs_real["disjoint_from_reference"] and real_vs_real["num_videos"] == 32
+    assert first["frozen_first_frame"]["fvd"] > 2 * real_vs_real["fvd"] > 0
+    assert first["shuffled_time"]["fvd"] > 1.5 * real_vs_real["fvd"]
+    assert first["frozen_first_frame"]["kvd"] > real_vs_real["kvd"]
+    assert first["shuffled_time"]["shuffle_seed"] == 0
+    assert extractor.videos_seen == 4 * 32  # the reference and three baselines
+    assert len(os.listdir(cache)) == 4
+    # Second call: every statistic from the cache, the same numbers.
+    again = CountingFeatures()
+    second = baseline_fvds(data, "train", 32, 0, cache, again, kvd_subsets=10, progress=False)
+    assert again.videos_seen == 0 and second == first
+    # The real-vs-real clips are other videos than the reference's.
+    reference = load_videos(data, "train", 32, 0)
+    others, info = other_real_clips(data, "train", 32, 0, progress=False)
+    assert info["disjoint_from_reference"]
+    assert not any(np.array_equal(o, r) for o in others for r in reference)
+    # 2N = 80 > 64 clips: an independent draw, flagged as overlapping.
+    with pytest.warns(UserWarning, match="reads lower"):
+        overlapping = baseline_fvds(
+            data, "train", 40, 0, None, CountingFeatures(), kinds=("real_vs_real",),
+            kvd=False, progress=False,
+        )
+    assert overlapping["real_vs_real"]["disjoint_from_reference"] is False
+    with pytest.raises(VganError, match="unknown baseline 'noise'"):
+        baseline_fvds(data, "train", 32, 0, cache, extractor, kinds=("noise",))
+
+
+def test_progress_prints_lines_with_the_rate_when_not_a_terminal():
+    stream = io.StringIO()
+    with Progress(10, "features: x", interval=0.0, stream=stream) as bar:
+        bar.update(4)
+        bar.update(6)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "features: x: 0/10 videos"
+    assert lines[1].startswith("features: x: 4/10 videos, ") and "videos/s" in lines[1]
+    assert "eta" in lines[1]
+    assert lines[-1].startswith("features: x: 10/10 videos, ") and lines[-1].endswith("(done)")
+    silent = io.StringIO()
+    with Progress(10, "x", enabled=False, stream=silent) as bar:
+        bar.update(10)
+    assert silent.getvalue() == ""
 
 
 # ---------------------------------------------------------------------------

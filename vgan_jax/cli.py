@@ -1,8 +1,8 @@
 """`vgan-jax`: the command line. Thin: parses arguments, calls the library.
 
   vgan-jax train  --config=experiments/configs/default.py [--config.train.steps=200] --workdir=DIR
-  vgan-jax sample --workdir DIR --num 16 --seed 0 --out samples.gif|.mp4|.npy
-  vgan-jax eval   --workdir DIR [--num_videos N]
+  vgan-jax sample --workdir DIR --num 16 --seed 0 --out samples.gif|.mp4|.npy|.png
+  vgan-jax eval   --workdir DIR [--num_videos N] [--baselines] [--json]
   vgan-jax fvd    A B [--json]
   vgan-jax prepare DATASET --data_dir DIR [...]
 
@@ -44,9 +44,23 @@ def _add_sample(subparsers) -> None:
     p.add_argument(
         "--out",
         required=True,
-        help="output file: .gif or .mp4 (a grid) or .npy (uint8 [N,T,H,W,C])",
+        help="output file: .gif or .mp4 (a grid), .npy (uint8 [N,T,H,W,C]) or .png "
+        "(a frame strip: one row per sample, one column per frame)",
     )
     p.add_argument("--fps", type=int, default=8)
+    p.add_argument(
+        "--strip_frames",
+        default=None,
+        help=".png only: comma-separated frame indices, one column each, e.g. 0,4,8,12,15 "
+        "(default: every frame)",
+    )
+    p.add_argument(
+        "--strip_scale",
+        type=int,
+        default=None,
+        help=".png only: integer nearest-neighbour upscale of each frame "
+        "(default: the smallest making a frame at least 64 px tall)",
+    )
     p.add_argument(
         "--interpolate_to",
         type=int,
@@ -108,19 +122,47 @@ def _run_train(args, overrides) -> int:
     return 0
 
 
+def _parse_frame_list(text: str) -> list[int]:
+    """`"0,4,8"` -> `[0, 4, 8]`; anything else is a one-line `VganError`."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise VganError(
+            f"--strip_frames must be comma-separated frame indices like 0,4,8, got {text!r}"
+        ) from None
+
+
+def _strip_options(args) -> dict:
+    """`write_frame_strip` keyword arguments from --strip_*, checked before sampling."""
+    is_png = os.path.splitext(args.out)[1].lower() == ".png"
+    if not is_png and (args.strip_frames is not None or args.strip_scale is not None):
+        raise VganError("--strip_frames and --strip_scale apply to a .png --out only")
+    frames = None if args.strip_frames is None else _parse_frame_list(args.strip_frames)
+    if frames is not None and not frames:
+        raise VganError("--strip_frames: give at least one frame index, e.g. 0,4,8")
+    if args.strip_scale is not None and args.strip_scale < 1:
+        raise VganError(f"--strip_scale must be an integer >= 1, got {args.strip_scale}")
+    return {"frames": frames, "scale": args.strip_scale} if is_png else {}
+
+
 def _run_sample(args) -> int:
-    from vgan_jax.video_io import check_output_path, write_videos
+    from vgan_jax.video_io import check_output_path, write_frame_strip, write_videos
 
     check_output_path(args.out)
     if args.num < 1:
         raise VganError(f"--num must be >= 1, got {args.num}")
+    strip = _strip_options(args)
     from vgan_jax import sampling
 
     if args.interpolate_to is not None:
         videos = sampling.interpolate(args.workdir, args.seed, args.interpolate_to, steps=args.num)
     else:
         videos = sampling.sample(args.workdir, num=args.num, seed=args.seed)
-    write_videos(args.out, videos, fps=args.fps)
+    if strip:
+        # Frame indices are checked against the clips' T here (one line, valid range).
+        write_frame_strip(args.out, videos, **strip)
+    else:
+        write_videos(args.out, videos, fps=args.fps)
     print(f"wrote {videos.shape[0]} videos {tuple(videos.shape[1:])} to {args.out}")
     return 0
 

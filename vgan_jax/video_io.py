@@ -1,7 +1,9 @@
-"""Writing videos: sample grids as GIF or MP4, raw arrays as .npy.
+"""Writing videos: sample grids as GIF or MP4, raw arrays as .npy, frame strips as PNG.
 
 Videos are uint8 `[num, T, H, W, C]` with C in {1, 3}; `to_uint8` converts model
-output (float32 in [-1, 1]).
+output (float32 in [-1, 1]). A frame strip (`write_frame_strip`) is one still image
+with a row per video and a column per chosen frame: motion can be read at a glance,
+in a paper, a README or an issue, where a GIF does not play.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ import numpy as np
 
 from vgan_jax.errors import VganError
 
-VIDEO_SUFFIXES = (".gif", ".mp4", ".npy")
+VIDEO_SUFFIXES = (".gif", ".mp4", ".npy", ".png")
+# Frame strips: cells at least this tall after the integer upscale, so a 16x16 clip
+# is not a smudge; gaps of this many pixels and this grey (visible on black and white).
+STRIP_MIN_CELL_HEIGHT = 64
+STRIP_GAP = 2
+STRIP_GAP_VALUE = 128
 
 
 def to_uint8(videos) -> np.ndarray:
@@ -54,7 +61,8 @@ def check_output_path(path: str) -> None:
 
 
 def write_videos(path: str, videos: np.ndarray, fps: int = 8, columns: int | None = None) -> str:
-    """Writes uint8 `[num, T, H, W, C]` videos: `.npy` raw; `.gif`/`.mp4` as one grid video.
+    """Writes uint8 `[num, T, H, W, C]` videos: `.npy` raw; `.gif`/`.mp4` as one grid video;
+    `.png` as a frame strip of every frame (see `write_frame_strip` for options).
 
     Returns the path written.
     """
@@ -68,6 +76,8 @@ def write_videos(path: str, videos: np.ndarray, fps: int = 8, columns: int | Non
     if suffix == ".npy":
         np.save(path, videos)
         return path
+    if suffix == ".png":
+        return write_frame_strip(path, videos)
     grid = video_grid(videos, columns)
     if grid.shape[-1] == 1:
         grid = np.repeat(grid, 3, axis=-1)
@@ -95,3 +105,105 @@ def encode_gif(videos: np.ndarray, fps: int = 8) -> bytes:
     if grid.shape[-1] == 1:
         grid = np.repeat(grid, 3, axis=-1)
     return imageio.mimwrite("<bytes>", list(grid), format="GIF", duration=1000 / fps, loop=0)
+
+
+def check_strip_frames(frames, num_frames: int) -> list[int]:
+    """Frame indices for a strip: all `num_frames` if None, else each in `[0, num_frames)`.
+
+    Raises:
+      VganError: an empty list, or an index outside the clips' frames (one line,
+        naming the valid range).
+    """
+    if frames is None:
+        return list(range(num_frames))
+    frames = [int(f) for f in frames]
+    if not frames:
+        raise VganError("strip frames: give at least one frame index")
+    bad = [f for f in frames if not 0 <= f < num_frames]
+    if bad:
+        raise VganError(
+            f"strip frame {bad[0]} is out of range: the clips have {num_frames} frames, "
+            f"valid indices are 0..{num_frames - 1}"
+        )
+    return frames
+
+
+def default_strip_scale(height: int) -> int:
+    """Smallest integer upscale making a `height`-pixel cell >= `STRIP_MIN_CELL_HEIGHT`."""
+    return max(1, math.ceil(STRIP_MIN_CELL_HEIGHT / height))
+
+
+def frame_strip(
+    videos: np.ndarray,
+    frames=None,
+    scale: int | None = None,
+    gap: int = STRIP_GAP,
+    gap_value: int = STRIP_GAP_VALUE,
+) -> np.ndarray:
+    """One image of chosen frames: a row per video, a column per frame.
+
+    Args:
+      videos: uint8 `[N, T, H, W, C]`, C in {1, 3}.
+      frames: frame indices (columns) in `[0, T)`; None: all T frames.
+      scale: integer nearest-neighbour upscale of every cell (None:
+        `default_strip_scale(H)`, cells at least 64 px tall).
+      gap: pixels between cells (not scaled; no border around the strip).
+      gap_value: grey level of the gaps.
+
+    Returns:
+      uint8 `[N*H*s + (N-1)*gap, F*W*s + (F-1)*gap, C]`, F = number of frames; the cell
+      of video `i`, frame `frames[j]` starts at row `i*(H*s + gap)`, column `j*(W*s + gap)`.
+    """
+    videos = np.asarray(videos)
+    if videos.dtype != np.uint8 or videos.ndim != 5 or videos.shape[-1] not in (1, 3):
+        raise VganError(
+            f"expected uint8 videos [num, T, H, W, C] with C 1 or 3, got {videos.dtype} "
+            f"{videos.shape}"
+        )
+    num, num_frames, height, width, channels = videos.shape
+    frames = check_strip_frames(frames, num_frames)
+    scale = default_strip_scale(height) if scale is None else int(scale)
+    if scale < 1:
+        raise VganError(f"strip scale must be an integer >= 1, got {scale}")
+    cell_h, cell_w = height * scale, width * scale
+    strip = np.full(
+        (num * cell_h + (num - 1) * gap, len(frames) * cell_w + (len(frames) - 1) * gap, channels),
+        gap_value,
+        np.uint8,
+    )
+    # Nearest-neighbour upscale: each pixel becomes a scale x scale block.
+    cells = videos[:, frames].repeat(scale, axis=2).repeat(scale, axis=3)
+    for row in range(num):
+        for column in range(len(frames)):
+            top, left = row * (cell_h + gap), column * (cell_w + gap)
+            strip[top : top + cell_h, left : left + cell_w] = cells[row, column]
+    return strip
+
+
+def write_frame_strip(
+    path: str,
+    videos: np.ndarray,
+    frames=None,
+    scale: int | None = None,
+    gap: int = STRIP_GAP,
+) -> str:
+    """Writes `frame_strip(videos, frames, scale, gap)` as a PNG (grayscale or RGB).
+
+    Args:
+      path: output `.png` path.
+      videos: uint8 `[N, T, H, W, C]`, C in {1, 3}.
+      frames: frame indices, one column each (None: every frame).
+      scale: integer cell upscale (None: cells at least 64 px tall).
+      gap: pixels of grey between cells.
+
+    Returns the path written.
+    """
+    if os.path.splitext(path)[1].lower() != ".png":
+        raise VganError(f"a frame strip is written as .png, got {path!r}")
+    check_output_path(path)
+    strip = frame_strip(videos, frames, scale, gap)
+    from PIL import Image  # deferred: only writing needs it
+
+    image = Image.fromarray(strip[..., 0] if strip.shape[-1] == 1 else strip)
+    image.save(path, format="PNG")
+    return path

@@ -5,14 +5,29 @@ Typical use::
     from vgan_jax import metrics
     result = metrics.compute_fvd(generated_uint8, real_uint8)  # [N, T, H, W, C] each
     result["fvd"], result["kvd"], result["detector"], result["sets"]
+    # What real clips, time-shuffled clips and frozen clips score at the same protocol:
+    metrics.baseline_fvds(config.data, "train", 256, 0, cache_dir, extractor)
 
 Modules: `i3d` (weights, TF1-legacy resize, jitted sharded extractor), `stats`
 (streaming float64 mean/covariance, .npz cache), `distances` (Fréchet, KVD),
-`fvd` (protocol, validation, video sets on disk), `training_hook` (FVD during
-training), `commands` (CLI glue).
+`fvd` (protocol, validation, video sets on disk), `training_hook` (real statistics,
+FVD during training), `baselines` (reference FVDs), `progress` (videos/s on stderr),
+`commands` (CLI glue).
 """
 
-from vgan_jax.metrics.distances import frechet_distance, kernel_distance, polynomial_mmd2
+from vgan_jax.metrics.baselines import (
+    BASELINE_KINDS,
+    baseline_fvds,
+    baseline_stats,
+    freeze_first_frame,
+    shuffle_time,
+)
+from vgan_jax.metrics.distances import (
+    default_kvd_subset_size,
+    frechet_distance,
+    kernel_distance,
+    polynomial_mmd2,
+)
 from vgan_jax.metrics.fvd import (
     DEFAULT_FRAMES,
     DEFAULT_NUM_VIDEOS,
@@ -29,21 +44,28 @@ from vgan_jax.metrics.i3d import (
     preprocess_videos,
     resize_bilinear_legacy,
 )
+from vgan_jax.metrics.progress import Progress
 from vgan_jax.metrics.stats import FeatureStats, cached_stats, real_stats_cache_key
 from vgan_jax.metrics.training_hook import FvdEvaluator, real_stats
 
 __all__ = [
+    "BASELINE_KINDS",
     "DEFAULT_FRAMES",
     "DEFAULT_NUM_VIDEOS",
     "FeatureStats",
     "FvdEvaluator",
     "I3DFeatureExtractor",
+    "Progress",
     "VideoSet",
+    "baseline_fvds",
+    "baseline_stats",
     "cached_stats",
     "compute_fvd",
+    "default_kvd_subset_size",
     "distances_from_stats",
     "extract_stats",
     "frechet_distance",
+    "freeze_first_frame",
     "kernel_distance",
     "load_i3d_variables",
     "make_mesh",
@@ -52,5 +74,6 @@ __all__ = [
     "real_stats",
     "real_stats_cache_key",
     "resize_bilinear_legacy",
+    "shuffle_time",
     "validate_videos",
 ]

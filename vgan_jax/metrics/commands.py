@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from vgan_jax.errors import VganError
+from vgan_jax.metrics.distances import resolve_kvd_subset_size
 from vgan_jax.metrics.fvd import DEFAULT_FRAMES, DEFAULT_NUM_VIDEOS, VideoSet, compute_fvd
 
 DEFAULT_BATCH_SIZE = 16
@@ -36,8 +37,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no_kvd", action="store_true", help="skip KVD")
     parser.add_argument("--kvd_subsets", type=int, default=100, help="KVD random subsets")
     parser.add_argument(
-        "--kvd_subset_size", type=int, default=1000,
-        help="videos per KVD subset (clamped to the smaller set)",
+        "--kvd_subset_size", type=int, default=None,
+        help="videos per KVD subset (default min(1000, N // 2), N the smaller set; "
+        "must be below N so the random subsets differ)",
     )
 
 
@@ -101,6 +103,10 @@ def _open_sets(args: argparse.Namespace) -> tuple[VideoSet, VideoSet]:
 def run_fvd(args: argparse.Namespace) -> int:
     """`vgan-jax fvd A B`: print FVD (and KVD) between two video sets."""
     set_a, set_b = _open_sets(args)
+    if not args.no_kvd:
+        # Folder counts are upper bounds (corrupt videos are skipped), enough to catch
+        # an impossible subset size before extraction; the final check is on the features.
+        resolve_kvd_subset_size(args.kvd_subset_size, min(set_a.num_videos, set_b.num_videos))
     result = compute_fvd(
         set_a.batches(args.batch_size),
         set_b.batches(args.batch_size),
@@ -110,6 +116,8 @@ def run_fvd(args: argparse.Namespace) -> int:
         kvd=not args.no_kvd,
         kvd_subsets=args.kvd_subsets,
         kvd_subset_size=args.kvd_subset_size,
+        progress=True,
+        totals=(set_a.num_videos, set_b.num_videos),
     )
     for name, video_set in (("a", set_a), ("b", set_b)):
         result["sets"][name]["path"] = os.path.abspath(video_set.path)
@@ -138,43 +146,109 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache_dir", default=None,
         help="real-statistics cache (default $VGAN_JAX_CACHE or ~/.cache/vgan_jax/fvd)",
     )
+    parser.add_argument(
+        "--baselines", action="store_true",
+        help="also score, at the same protocol: N other real clips (real vs real), real "
+        "clips shuffled in time, and real clips with the first frame frozen (cached)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the JSON result instead of a table"
+    )
     _add_common(parser)
+
+
+def _check_eval_args(args: argparse.Namespace) -> None:
+    """Cheap checks, before minutes of sampling and feature extraction."""
+    if not os.path.isdir(args.workdir):
+        raise VganError(f"--workdir {args.workdir}: no such directory")
+    if args.num_videos < 2:
+        raise VganError(
+            f"--num_videos must be >= 2 (FVD needs a covariance), got {args.num_videos}"
+        )
+    if not args.no_kvd:
+        resolve_kvd_subset_size(args.kvd_subset_size, args.num_videos)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """`vgan-jax eval`: FVD of a run's EMA generator against its dataset.
 
-    Writes `fvd_n{N}_seed{seed}.json` into the workdir and prints the same JSON.
+    Writes `fvd_n{N}_seed{seed}.json` into the workdir (with `baselines` if asked) and
+    prints a table of the scores (the JSON with --json). Progress goes to stderr.
     """
+    from vgan_jax.metrics.baselines import baseline_fvds
+    from vgan_jax.metrics.fvd import _check_min_frames
     from vgan_jax.metrics.training_hook import real_stats
     from vgan_jax.sampling import iterate_samples, load_run_config
 
-    if not os.path.isdir(args.workdir):
-        raise VganError(f"--workdir {args.workdir}: no such directory")
+    _check_eval_args(args)
     config = load_run_config(args.workdir)
     mesh = _mesh(args.num_devices)
     from vgan_jax.metrics.i3d import I3DFeatureExtractor
 
     extractor = I3DFeatureExtractor(batch_size=args.batch_size, mesh=mesh)
+    _check_min_frames(int(config.data.frames), "the run's clips", extractor)
     kvd = not args.no_kvd
+    cache_dir = args.cache_dir or default_cache_dir()
     real = real_stats(
         config.data, args.split, args.num_videos, args.real_seed,
-        cache_dir=args.cache_dir or default_cache_dir(), extractor=extractor, keep_features=kvd,
+        cache_dir=cache_dir, extractor=extractor, keep_features=kvd,
     )
     samples = iterate_samples(args.workdir, args.num_videos, args.seed, args.batch_size)
+    kvd_options = {
+        "kvd": kvd, "kvd_subsets": args.kvd_subsets, "kvd_subset_size": args.kvd_subset_size,
+    }
     result = compute_fvd(
-        samples, None, names=("generated", "real"), extractor=extractor, kvd=kvd,
-        kvd_subsets=args.kvd_subsets, kvd_subset_size=args.kvd_subset_size, stats_b=real,
+        samples, None, names=("generated", "real"), extractor=extractor, stats_b=real,
+        progress=True, totals=(args.num_videos, None), **kvd_options,
     )
     result["sets"]["generated"].update(
         {"source": "EMA generator, latest checkpoint", "seed": args.seed}
     )
     result["workdir"] = os.path.abspath(args.workdir)
+    if args.baselines:
+        result["baselines"] = baseline_fvds(
+            config.data, args.split, args.num_videos, args.real_seed, cache_dir, extractor,
+            real=real, **kvd_options,
+        )
     out_path = os.path.join(args.workdir, f"fvd_n{args.num_videos}_seed{args.seed}.json")
     _write_json(out_path, result)
-    _print_result(result, as_json=True)
+    if args.json:
+        _print_result(result, as_json=True)
+    else:
+        print(format_eval_table(result))
     print(f"wrote {out_path}", file=sys.stderr)
     return 0
+
+
+def format_eval_table(result: dict) -> str:
+    """The model's FVD/KVD and its baselines (if any) as a small aligned text table."""
+    from vgan_jax.metrics.baselines import BASELINE_LABELS
+
+    rows = [("generated (EMA)", result)]
+    rows += [
+        (BASELINE_LABELS.get(kind, kind), scores)
+        for kind, scores in result.get("baselines", {}).items()
+    ]
+    width = max(len(label) for label, _ in rows)
+    has_kvd = "kvd" in result
+    header = f"{'':{width}}  {'FVD':>10}"
+    lines = [header + (f"  {'KVD':>10} ± std over subsets" if has_kvd else "")]
+    for label, scores in rows:
+        line = f"{label:{width}}  {scores['fvd']:10.3f}"
+        if has_kvd:
+            line += f"  {scores['kvd']:>10.4g} ± {scores['kvd_std']:.3g}"
+        if scores.get("disjoint_from_reference") is False:
+            line += "  (clips overlap the reference: reads low)"
+        lines.append(line)
+    real = result["sets"]["real"]
+    protocol = (
+        f"N = {real['num_videos']}, {result['frames']} frames, "
+        f"{real['resolution'][0]}x{real['resolution'][1]}, split {real.get('split')!r}"
+    )
+    if has_kvd:
+        protocol += f", KVD {result['kvd_subsets']} subsets of {result['kvd_subset_size']}"
+    lines.append(f"({protocol}; detector {result['detector']})")
+    return "\n".join(lines)
 
 
 def _write_json(path: str, result: dict[str, Any]) -> None:

@@ -4,7 +4,9 @@ Both run in float64 numpy on the host. The Fréchet distance follows the referen
 FID/FVD code (pytorch-fid / tfgan): `scipy.linalg.sqrtm` of `sigma_a @ sigma_b`, retried
 with `eps * I` added to both covariances if the root is not finite, real part taken.
 KVD is the unbiased MMD^2 with kernel `(x . y / d + 1) ** 3`, averaged over random
-subsets, exactly as `torch-fidelity` reports KID and DIGAN / StyleGAN-V report KVD.
+subsets, exactly as `torch-fidelity` reports KID and DIGAN / StyleGAN-V report KVD, with
+subsets of `min(1000, N // 2)` videos (StyleGAN2-ADA's 1000 at N = 2048, and always
+smaller than the set so the subsets differ).
 """
 
 from __future__ import annotations
@@ -78,19 +80,58 @@ def polynomial_mmd2(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float((sum_aa + sum_bb) / (m * (m - 1)) - 2.0 * k_ab.sum() / (m * m))
 
 
+# StyleGAN2-ADA's KID cap: subsets of at most 1000 videos.
+KVD_MAX_SUBSET_SIZE = 1000
+
+
+def default_kvd_subset_size(num_videos: int) -> int:
+    """KVD subset size for sets of `num_videos` (the smaller set): `min(1000, N // 2)`.
+
+    StyleGAN2-ADA uses `min(N, 1000)`, which at the standard N = 2048 gives 1000 and
+    we keep that. For N <= 1000 it would make every subset the whole set, so the
+    "random subsets" are one subset repeated and `kvd_std` is 0; half the set keeps
+    the subsets different (and the std meaningful) at any N.
+    """
+    return max(2, min(KVD_MAX_SUBSET_SIZE, num_videos // 2))
+
+
+def resolve_kvd_subset_size(subset_size: int | None, num_videos: int) -> int:
+    """The subset size to use for sets of `num_videos`: the default if None, else checked.
+
+    Raises:
+      VganError: fewer than 3 videos, or an explicit size outside [2, num_videos - 1]
+        (a subset as large as the set is the same subset every time).
+    """
+    if num_videos < 3:
+        raise VganError(
+            f"KVD needs at least 3 videos per set (random subsets smaller than the set), "
+            f"got {num_videos}; use more videos or skip KVD (--no_kvd)"
+        )
+    if subset_size is None:
+        return default_kvd_subset_size(num_videos)
+    if not 2 <= subset_size < num_videos:
+        raise VganError(
+            f"kvd_subset_size {subset_size} must be in 2..{num_videos - 1}: below the "
+            f"{num_videos} videos per set, so that KVD's random subsets differ; leave it "
+            f"unset for min(1000, N // 2) = {default_kvd_subset_size(num_videos)}"
+        )
+    return subset_size
+
+
 def kernel_distance(
     features_a: np.ndarray,
     features_b: np.ndarray,
     num_subsets: int = 100,
-    subset_size: int = 1000,
+    subset_size: int | None = None,
     seed: int = 0,
 ) -> dict:
     """KVD: polynomial-kernel MMD^2 averaged over random subsets (torch-fidelity's KID).
 
     Args:
-      features_a, features_b: `[n_a, d]`, `[n_b, d]` features.
+      features_a, features_b: `[n_a, d]`, `[n_b, d]` features (n >= 3).
       num_subsets: random subsets drawn (without replacement within a subset).
-      subset_size: videos per subset, clamped to `min(n_a, n_b)` (as StyleGAN2-ADA does).
+      subset_size: videos per subset; None: `min(1000, n // 2)` with `n = min(n_a, n_b)`
+        (see `default_kvd_subset_size`); explicit values must be in `[2, n - 1]`.
       seed: numpy RandomState seed for the subsets.
 
     Returns:
@@ -98,9 +139,9 @@ def kernel_distance(
     """
     a = np.asarray(features_a)
     b = np.asarray(features_b)
-    m = min(a.shape[0], b.shape[0], subset_size)
-    if m < 2:
-        raise VganError(f"KVD needs at least 2 videos per set, got {a.shape[0]} and {b.shape[0]}")
+    if num_subsets < 1:
+        raise VganError(f"kvd_subsets must be >= 1, got {num_subsets}")
+    m = resolve_kvd_subset_size(subset_size, min(a.shape[0], b.shape[0]))
     rng = np.random.RandomState(seed)
     values = []
     for _ in range(num_subsets):

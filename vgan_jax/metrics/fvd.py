@@ -9,6 +9,7 @@ frames, each set's resolution and clip count) so two numbers can be compared hon
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import itertools
 import os
@@ -20,6 +21,7 @@ import numpy as np
 
 from vgan_jax.errors import VganError
 from vgan_jax.metrics import distances
+from vgan_jax.metrics.progress import Progress
 from vgan_jax.metrics.stats import FeatureStats
 
 # StyleGAN-V's protocol (Skorokhodov et al. 2022): 2048 vs 2048 clips of 16 frames.
@@ -110,8 +112,17 @@ def extract_stats(
     name: str,
     keep_features: bool = True,
     first: np.ndarray | None = None,
+    progress: Progress | None = None,
 ) -> tuple[FeatureStats, dict]:
     """Stream validated batches through `extractor` into float64 statistics.
+
+    Args:
+      batches: uint8 `[b, T, H, W, C]` (or float in [-1, 1]) batches.
+      extractor: callable uint8 `[b, T, H, W, C]` -> features `[b, d]`.
+      name: the set's label, for error messages.
+      keep_features: keep the raw float32 features (for KVD).
+      first: the first batch if it was already taken from `batches` (see `_peek`).
+      progress: counts the videos as they pass (closed at the end); None: silent.
 
     Returns `(stats, description)`; every batch must match the first batch's
     `[T, H, W, C]`.
@@ -119,17 +130,20 @@ def extract_stats(
     if first is None:
         first, batches = _peek(iter(batches), name)
     stats = None
-    for batch in batches:
-        batch = validate_videos(batch, name)
-        if batch.shape[1:] != first.shape[1:]:
-            raise VganError(
-                f"{name}: every batch must have the same [frames, height, width, channels] "
-                f"{first.shape[1:]}, got {batch.shape[1:]}"
-            )
-        features = np.asarray(extractor(batch))
-        if stats is None:
-            stats = FeatureStats(features.shape[1], keep_features)
-        stats.update(features)
+    with progress or contextlib.nullcontext():
+        for batch in batches:
+            batch = validate_videos(batch, name)
+            if batch.shape[1:] != first.shape[1:]:
+                raise VganError(
+                    f"{name}: every batch must have the same [frames, height, width, "
+                    f"channels] {first.shape[1:]}, got {batch.shape[1:]}"
+                )
+            features = np.asarray(extractor(batch))
+            if stats is None:
+                stats = FeatureStats(features.shape[1], keep_features)
+            stats.update(features)
+            if progress is not None:
+                progress.update(batch.shape[0])
     return stats, set_description(first, stats)
 
 
@@ -148,10 +162,13 @@ def distances_from_stats(
     stats_b: FeatureStats,
     kvd: bool = True,
     kvd_subsets: int = 100,
-    kvd_subset_size: int = 1000,
+    kvd_subset_size: int | None = None,
     kvd_seed: int = 0,
 ) -> dict:
-    """FVD (and KVD if both stats kept their features) from two `FeatureStats`."""
+    """FVD (and KVD if both stats kept their features) from two `FeatureStats`.
+
+    `kvd_subset_size` None: `min(1000, N // 2)` (see `distances.default_kvd_subset_size`).
+    """
     result: dict[str, Any] = {
         "fvd": distances.frechet_distance(stats_a.mean, stats_a.cov, stats_b.mean, stats_b.cov)
     }
@@ -179,9 +196,11 @@ def compute_fvd(
     extractor=None,
     kvd: bool = True,
     kvd_subsets: int = 100,
-    kvd_subset_size: int = 1000,
+    kvd_subset_size: int | None = None,
     kvd_seed: int = 0,
     stats_b: tuple[FeatureStats, dict] | None = None,
+    progress: bool = False,
+    totals: tuple[int | None, int | None] = (None, None),
 ) -> dict:
     """FVD (and KVD) between two video sets.
 
@@ -194,9 +213,12 @@ def compute_fvd(
       mesh: `jax.sharding.Mesh` with a `data` axis (None: all devices).
       extractor: callable uint8 `[b, T, H, W, C]` -> `[b, d]` features; default I3D.
       kvd: also compute KVD (keeps the float32 features in memory).
-      kvd_subsets, kvd_subset_size, kvd_seed: KVD's random subsets.
+      kvd_subsets, kvd_subset_size, kvd_seed: KVD's random subsets; subset size None:
+        `min(1000, N // 2)`, always below N so the subsets differ.
       stats_b: precomputed `(FeatureStats, description)` for set b (cached real
         statistics); `videos_b` is then ignored and may be None.
+      progress: report videos/s on stderr while extracting features.
+      totals: videos expected in each set, for the progress ETA (arrays: their length).
 
     Returns:
       A JSON-ready dict: `fvd`, `kvd`, `kvd_std`, and the protocol (`detector`, `resize`,
@@ -220,9 +242,19 @@ def compute_fvd(
             f"FVD compares clips of equal length, layout {VIDEO_LAYOUT}"
         )
     _check_min_frames(first_a.shape[1], name_a, extractor)
-    stats_a, desc_a = extract_stats(batches_a, extractor, name_a, kvd, first=first_a)
+    count_b = stats_b[0].count if stats_b else _total(videos_b, totals[1])
+    known = [_total(videos_a, totals[0]), count_b]
+    if kvd and None not in known:
+        # A bad subset size fails now, not after minutes of feature extraction.
+        distances.resolve_kvd_subset_size(kvd_subset_size, min(known))
+    # A Progress prints when it is made, so each is made just before its set's loop.
+    bar_a = Progress(_total(videos_a, totals[0]), f"features: {name_a}", enabled=progress)
+    stats_a, desc_a = extract_stats(
+        batches_a, extractor, name_a, kvd, first=first_a, progress=bar_a
+    )
     if stats_b is None:
-        stats_b = extract_stats(batches_b, extractor, name_b, kvd, first=first_b)
+        bar_b = Progress(_total(videos_b, totals[1]), f"features: {name_b}", enabled=progress)
+        stats_b = extract_stats(batches_b, extractor, name_b, kvd, first=first_b, progress=bar_b)
     stats_b_, desc_b = stats_b
     for stats, name in ((stats_a, name_a), (stats_b_, name_b)):
         warn_if_rank_deficient(stats.count, stats.dim, name)
@@ -231,6 +263,13 @@ def compute_fvd(
     result["frames"] = int(first_a.shape[1])
     result["sets"] = {name_a: desc_a, name_b: dict(desc_b)}
     return result
+
+
+def _total(videos: Any, total: int | None) -> int | None:
+    """Videos in a set for a progress bar: `total` if given, else an array's length."""
+    if total is not None:
+        return total
+    return int(videos.shape[0]) if isinstance(videos, np.ndarray) else None
 
 
 def _check_min_frames(frames: int, name: str, extractor) -> None:

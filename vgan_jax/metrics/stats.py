@@ -141,6 +141,24 @@ def real_stats_cache_key(
     )
 
 
+def _as_json(metadata: Mapping[str, Any]) -> dict:
+    """`metadata` as it reads back from a cache file (tuples -> lists, objects -> str)."""
+    return json.loads(json.dumps(dict(metadata), sort_keys=True, default=str))
+
+
+def _serves(stored: dict, wanted: dict) -> bool:
+    """Whether a cache file's metadata answers a request: equal, or it kept the raw
+    features that the request does not need (so `--no_kvd` after a KVD run is a hit,
+    and does not overwrite the cache with a features-less file)."""
+    if stored == wanted:
+        return True
+    return (
+        wanted.get("keep_features") is False
+        and stored.get("keep_features") is True
+        and {**stored, "keep_features": False} == wanted
+    )
+
+
 def cached_stats(cache_path: str | None, compute, metadata: Mapping[str, Any]) -> FeatureStats:
     """Load statistics from `cache_path` if present and matching, else `compute()` and save.
 
@@ -149,12 +167,25 @@ def cached_stats(cache_path: str | None, compute, metadata: Mapping[str, Any]) -
       compute: zero-argument callable returning a `FeatureStats`.
       metadata: the cache key fields, stored in the file and checked on load.
     """
-    metadata = json.loads(json.dumps(dict(metadata), sort_keys=True, default=str))
+    return cached_stats_with_info(cache_path, lambda: (compute(), None), metadata)[0]
+
+
+def cached_stats_with_info(
+    cache_path: str | None, compute, metadata: Mapping[str, Any]
+) -> tuple[FeatureStats, dict | None]:
+    """`cached_stats` for a `compute()` returning `(stats, info)`; returns `(stats, info)`.
+
+    `info` (JSON-ready facts learned while computing, e.g. which clips were drawn) is
+    stored in the file under "info" and returned on a cache hit too; it is not part of
+    the key, which is `metadata` alone.
+    """
+    metadata = _as_json(metadata)
     if cache_path and os.path.exists(cache_path):
         stats, stored = FeatureStats.load(cache_path)
-        if stored == metadata:
-            return stats
-    stats = compute()
+        info = stored.pop("info", None)
+        if _serves(stored, metadata):
+            return stats, info
+    stats, info = compute()
     if cache_path:
-        stats.save(cache_path, metadata)
-    return stats
+        stats.save(cache_path, metadata if info is None else {**metadata, "info": info})
+    return stats, info

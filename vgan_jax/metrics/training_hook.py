@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from vgan_jax.metrics.fvd import compute_fvd, detector_description
+from vgan_jax.metrics.fvd import compute_fvd, detector_description, extract_stats
+from vgan_jax.metrics.progress import Progress, note
 from vgan_jax.metrics.stats import FeatureStats, cached_stats, real_stats_cache_key
 
 # Data fields that do not change which clips are drawn.
@@ -25,6 +26,52 @@ def _data_fields(data_config) -> dict[str, Any]:
     return {k: v for k, v in sorted(fields.items()) if k not in _IGNORED_DATA_FIELDS}
 
 
+def real_protocol(data_config, split: str, num_videos: int, seed: int) -> tuple[str, dict]:
+    """The cache key (a file stem) and metadata naming every knob of a real-clip draw.
+
+    Shared by the real statistics and the baselines (`metrics.baselines`), which add
+    their own fields to both.
+    """
+    detector = detector_description()
+    fields = _data_fields(data_config)
+    key = real_stats_cache_key(
+        dataset=str(fields.get("name")), split=split, resolution=int(fields["resolution"]),
+        frames=int(fields["frames"]), num_clips=num_videos, seed=seed, detector=detector,
+        extra=fields,
+    )
+    metadata = {
+        "dataset": fields.get("name"), "split": split, "resolution": fields["resolution"],
+        "frames": fields["frames"], "num_clips": num_videos, "seed": seed,
+        "detector": detector, "data_config": fields,
+    }
+    return key, metadata
+
+
+def real_description(data_config, split: str, seed: int, count: int, cache: str | None) -> dict:
+    """Protocol fields of a set of real clips, as `compute_fvd` reports each set."""
+    fields = _data_fields(data_config)
+    return {
+        "num_videos": count,
+        "frames": int(fields["frames"]),
+        "resolution": [int(fields["resolution"])] * 2,
+        "channels": int(fields.get("channels", 3)),
+        "dataset": fields.get("name"),
+        "split": split,
+        "seed": seed,
+        "cache": cache,
+    }
+
+
+def stats_of_clips(
+    videos: np.ndarray, extractor, keep_features: bool, desc: str, progress: bool = True
+) -> FeatureStats:
+    """Features of uint8 clips `[n, T, H, W, C]` in extractor-sized chunks, with progress."""
+    chunk = getattr(extractor, "batch_size", 64)
+    batches = (videos[start : start + chunk] for start in range(0, len(videos), chunk))
+    bar = Progress(len(videos), desc, enabled=progress)
+    return extract_stats(batches, extractor, desc, keep_features, progress=bar)[0]
+
+
 def real_stats(
     data_config,
     split: str,
@@ -33,6 +80,7 @@ def real_stats(
     cache_dir: str | None,
     extractor,
     keep_features: bool = True,
+    progress: bool = True,
 ) -> tuple[FeatureStats, dict]:
     """I3D statistics of `num_videos` real clips, cached as `.npz` under `cache_dir`.
 
@@ -45,49 +93,25 @@ def real_stats(
         resolution, frames, clip count and seed, plus a hash of the other data fields.
       extractor: the feature extractor (an `I3DFeatureExtractor`).
       keep_features: keep raw features (for KVD).
+      progress: on a cache miss, report loading and videos/s on stderr.
 
     Returns:
       `(stats, description)`, the description naming the real set's protocol fields.
     """
-    detector = detector_description()
-    fields = _data_fields(data_config)
-    key = real_stats_cache_key(
-        dataset=str(fields.get("name")), split=split, resolution=int(fields["resolution"]),
-        frames=int(fields["frames"]), num_clips=num_videos, seed=seed, detector=detector,
-        extra=fields,
-    )
-    metadata = {
-        "dataset": fields.get("name"), "split": split, "resolution": fields["resolution"],
-        "frames": fields["frames"], "num_clips": num_videos, "seed": seed,
-        "detector": detector, "data_config": fields, "keep_features": keep_features,
-    }
+    key, metadata = real_protocol(data_config, split, num_videos, seed)
+    metadata["keep_features"] = keep_features
+    cache_path = os.path.join(cache_dir, f"{key}.npz") if cache_dir else None
 
     def compute() -> FeatureStats:
         from vgan_jax.data import load_videos
 
+        if progress:
+            note(f"real statistics: loading {num_videos} clips of split {split!r} (seed {seed})")
         videos = load_videos(data_config, split, num_videos, seed)
-        chunk = getattr(extractor, "batch_size", 64)
-        stats = FeatureStats(0, keep_features)
-        for start in range(0, len(videos), chunk):
-            features = np.asarray(extractor(videos[start : start + chunk]))
-            if stats.dim == 0:
-                stats = FeatureStats(features.shape[1], keep_features)
-            stats.update(features)
-        return stats
+        return stats_of_clips(videos, extractor, keep_features, "features: real", progress)
 
-    cache_path = os.path.join(cache_dir, f"{key}.npz") if cache_dir else None
     stats = cached_stats(cache_path, compute, metadata)
-    description = {
-        "num_videos": stats.count,
-        "frames": int(fields["frames"]),
-        "resolution": [int(fields["resolution"])] * 2,
-        "channels": int(fields.get("channels", 3)),
-        "dataset": fields.get("name"),
-        "split": split,
-        "seed": seed,
-        "cache": cache_path,
-    }
-    return stats, description
+    return stats, real_description(data_config, split, seed, stats.count, cache_path)
 
 
 class FvdEvaluator:
@@ -130,9 +154,12 @@ class FvdEvaluator:
     def real(self) -> tuple[FeatureStats, dict]:
         """Real statistics, computed (or loaded) on first use."""
         if self._real is None:
+            import jax
+
+            # The first FVD of a run may extract real features for minutes: say so, once.
             self._real = real_stats(
                 self.data_config, self.split, self.num_videos, self.seed,
-                self.cache_dir, self.extractor,
+                self.cache_dir, self.extractor, progress=jax.process_index() == 0,
             )
         return self._real
 
