@@ -1,10 +1,24 @@
 """Sampling API: determinism, batch-size independence, interpolation, video files."""
 
 import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import vgan_jax
-from vgan_jax.sampling import interpolate, sample, slerp
+from vgan_jax.checkpoint import Checkpointer
+from vgan_jax.parallel import DATA_AXIS, make_mesh
+from vgan_jax.sampling import (
+    _STANDING_STATISTICS_SEED,
+    TrainedGenerator,
+    interpolate,
+    latents,
+    make_generate_fn,
+    make_standing_statistics_fn,
+    sample,
+    slerp,
+)
+from vgan_jax.state import abstract_train_state
 from vgan_jax.video_io import to_uint8, video_grid, write_videos
 
 
@@ -24,8 +38,6 @@ def test_interpolation_ends_at_the_two_seeds(tiny_run):
 
 
 def test_slerp_keeps_the_norm_of_equal_norm_latents():
-    import jax.numpy as jnp
-
     a, b = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
     points = slerp(a, b, jnp.linspace(0, 1, 5))
     np.testing.assert_allclose(jnp.linalg.norm(points, axis=1), 1.0, rtol=1e-6)
@@ -47,3 +59,31 @@ def test_video_files_round_trip(tmp_path):
 
 def test_to_uint8_maps_the_range_ends():
     np.testing.assert_array_equal(to_uint8(np.array([-1.0, 0.0, 1.0, 3.0])), [0, 128, 255, 255])
+
+
+def test_ema_samples_use_statistics_of_the_ema_weights(tiny_run):
+    """Samples come from the EMA weights with BatchNorm statistics of those weights: with
+    standing statistics made from exactly the sampled latents, inference-mode samples
+    equal the EMA generator run in training mode (batch statistics) on that batch, and
+    differ from sampling with the online generator's running averages."""
+    trained = TrainedGenerator(tiny_run)
+    gan, params = trained.gan, trained.params
+    num = 8
+    standing = make_standing_statistics_fn(gan, num_videos=num)
+    z = latents(_STANDING_STATISTICS_SEED, num, gan.latent_dim)
+    checkpointer = Checkpointer(tiny_run, create=False)
+    state = checkpointer.restore(abstract_train_state(gan, mesh=make_mesh(1)))
+    checkpointer.close()
+    ema_state = standing(params, state.g_state)
+    inference = make_generate_fn(gan)(params, ema_state, z)
+
+    def train_mode(z_one):
+        video, _ = gan.generator.apply(
+            {"params": params, **state.g_state}, z_one, train=True, mutable=["batch_stats"]
+        )
+        return video
+
+    batch_mode = jax.vmap(train_mode, axis_name=DATA_AXIS)(z[None])[0]
+    np.testing.assert_allclose(inference, batch_mode, rtol=1e-4, atol=1e-5)
+    online = make_generate_fn(gan)(params, state.g_state, z)
+    assert float(jnp.max(jnp.abs(online - inference))) > 1e-3

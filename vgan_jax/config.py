@@ -16,6 +16,8 @@ model.num_upsamples     2x upsampling stages of the generator (space always, tim
 model.g_norm            'batch' | 'group' | 'layer' | 'none': generator normalisation
                         ('batch' is synchronised over devices: 1 and N devices give
                         the same numbers; sampling uses its running averages).
+model.g_blur            a fixed [1, 2, 1] filter after every generator upsampling (no
+                        sub-pixel lattice or even/odd frame flicker can be painted).
 model.d_spectral_norm   spectral normalisation of discriminator layers.
 model.d_minibatch_std_group  samples per minibatch-std group in the critic (0/1: off).
 model.d_image_frames    frames per clip the per-frame image critic head judges (drawn at
@@ -73,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.width = 32
     config.model.num_upsamples = 3
     config.model.g_norm = "batch"
+    config.model.g_blur = False
     config.model.d_spectral_norm = True
     config.model.d_minibatch_std_group = 4
     config.model.d_image_frames = 0

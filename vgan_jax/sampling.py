@@ -2,7 +2,8 @@
 
 The same workdir, seed and number of videos always give the same videos: latent
 `i` of seed `s` is row `i` of `normal(PRNGKey(s), [num, latent_dim])`, whatever
-the batch size used to generate them. Sampling uses the EMA generator.
+the batch size used to generate them. Sampling uses the EMA generator with
+BatchNorm statistics recomputed for the EMA weights (`make_standing_statistics_fn`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import ml_collections
 import numpy as np
 
 from vgan_jax.checkpoint import Checkpointer
+from vgan_jax.config import config_from_saved
 from vgan_jax.errors import VganError
-from vgan_jax.parallel import make_mesh
+from vgan_jax.models.layers import BATCH_NORM_MOMENTUM
+from vgan_jax.parallel import DATA_AXIS, make_mesh
 from vgan_jax.state import Gan, abstract_train_state, build_gan
 from vgan_jax.video_io import to_uint8
 
@@ -27,6 +30,50 @@ def make_generate_fn(gan: Gan):
     return jax.jit(lambda params, g_state, z: gan.generator.apply({"params": params, **g_state}, z))
 
 
+# Videos whose batch statistics make the EMA generator's standing statistics.
+STANDING_STATISTICS_VIDEOS = 256
+_STANDING_STATISTICS_SEED = 12345
+
+
+def make_standing_statistics_fn(gan: Gan, num_videos: int = STANDING_STATISTICS_VIDEOS):
+    """jit of `(params, g_state) -> g_state` with BatchNorm statistics made for `params`.
+
+    The running averages in `g_state` were accumulated by the *online* generator;
+    the EMA weights are a different function, so sampling them with those statistics
+    mixes two generators. As BigGAN's "standing statistics", this runs the generator
+    in training mode on `num_videos` fixed latents (batches of at most 64) and
+    averages their batch means and variances. A generator without BatchNorm gets its
+    `g_state` back unchanged.
+    """
+    batch = min(num_videos, 64)
+    z = latents(_STANDING_STATISTICS_SEED, -(-num_videos // batch) * batch, gan.latent_dim)
+    z = z.reshape(-1, batch, gan.latent_dim)
+
+    def batch_statistics(params, g_state, z_batch):
+        # Starting from zero averages, one update leaves (1 - momentum) * batch value.
+        zeroed = {**g_state, "batch_stats": jax.tree.map(jnp.zeros_like, g_state["batch_stats"])}
+
+        def run(z_one):
+            _, updated = gan.generator.apply(
+                {"params": params, **zeroed}, z_one, train=True, mutable=["batch_stats", "losses"]
+            )
+            return updated["batch_stats"]
+
+        # BatchNorm averages over the `data` axis in training mode: a vmap of size 1
+        # binds that axis outside shard_map.
+        stats = jax.vmap(run, axis_name=DATA_AXIS)(z_batch[None])
+        return jax.tree.map(lambda x: x[0] / (1.0 - BATCH_NORM_MOMENTUM), stats)
+
+    @jax.jit
+    def standing_statistics(params, g_state):
+        if "batch_stats" not in g_state:
+            return g_state
+        per_batch = jax.lax.map(lambda zb: batch_statistics(params, g_state, zb), z)
+        return {**g_state, "batch_stats": jax.tree.map(lambda x: jnp.mean(x, axis=0), per_batch)}
+
+    return standing_statistics
+
+
 def latents(seed: int, num: int, latent_dim: int) -> jnp.ndarray:
     """float32 `[num, latent_dim]` standard-normal latents, fixed by `seed`."""
     return jax.random.normal(jax.random.PRNGKey(seed), (num, latent_dim))
@@ -35,7 +82,7 @@ def latents(seed: int, num: int, latent_dim: int) -> jnp.ndarray:
 def load_run_config(workdir: str, step: int | None = None) -> ml_collections.ConfigDict:
     """The config a run in `workdir` was trained with (from its checkpoint)."""
     meta = Checkpointer(workdir, create=False).read_meta(step)
-    return ml_collections.ConfigDict(meta["config"])
+    return config_from_saved(meta["config"])
 
 
 class TrainedGenerator:
@@ -46,12 +93,13 @@ class TrainedGenerator:
         step = checkpointer.latest_step() if step is None else step
         if step is None:
             raise VganError(f"no checkpoint in {workdir!r}; train first")
-        self.config = ml_collections.ConfigDict(checkpointer.read_meta(step)["config"])
+        self.config = config_from_saved(checkpointer.read_meta(step)["config"])
         self.step = step
         self.gan = build_gan(self.config)
         abstract = abstract_train_state(self.gan, mesh=make_mesh(1))
         state = checkpointer.restore(abstract, step=step)
-        self.params, self.g_state = state.ema_params, state.g_state
+        self.params = state.ema_params
+        self.g_state = make_standing_statistics_fn(self.gan)(state.ema_params, state.g_state)
         checkpointer.close()
         self._generate = make_generate_fn(self.gan)
 

@@ -25,11 +25,12 @@ from tqdm import tqdm
 
 from vgan_jax import data as data_lib
 from vgan_jax.checkpoint import Checkpointer
+from vgan_jax.config import config_from_saved
 from vgan_jax.errors import VganError
 from vgan_jax.losses import get_loss
 from vgan_jax.models import check_model_config
 from vgan_jax.parallel import check_batch_size, global_batch, make_mesh
-from vgan_jax.sampling import latents, make_generate_fn
+from vgan_jax.sampling import latents, make_generate_fn, make_standing_statistics_fn
 from vgan_jax.state import (
     abstract_train_state,
     build_gan,
@@ -99,7 +100,7 @@ def check_workdir(workdir: str) -> None:
 
 def check_resumable(saved_config: dict, config) -> None:
     """Refuses to resume a checkpoint whose model or clip shape differs from `config`."""
-    saved = ml_collections.ConfigDict(saved_config)
+    saved = config_from_saved(saved_config)
     differences = []
     for field in _IDENTITY_FIELDS:
         old, new = _get_field(saved, field), _get_field(config, field)
@@ -218,12 +219,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
 
     train_step = make_train_step(gan, mesh)
     generate = make_generate_fn(gan)
+    standing_statistics = make_standing_statistics_fn(gan)
     sample_z = latents(config.seed + 1, config.train.num_sample_videos, gan.latent_dim)
     samples_dir = os.path.join(workdir, "samples")
     logdir = os.path.join(workdir, "logs")
     os.makedirs(samples_dir, exist_ok=True)
     logger = _Logger(logdir)
-    fvd = _make_fvd_hook(config, workdir, mesh, gan, generate)
+    fvd = _make_fvd_hook(config, workdir, mesh, gan, generate, standing_statistics)
 
     is_main = jax.process_index() == 0
     if is_main:
@@ -240,9 +242,19 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
         checkpointer.save(step, state, iterator, meta)
 
     def write_samples():
-        videos = to_uint8(jax.device_get(generate(state.ema_params, state.g_state, sample_z)))
+        g_state = standing_statistics(state.ema_params, state.g_state)
+        videos = to_uint8(jax.device_get(generate(state.ema_params, g_state, sample_z)))
         if is_main:
             write_videos(os.path.join(samples_dir, f"step_{step:07d}.gif"), videos)
+            # A still strip beside the GIF: frames 0, 4, 8, 12 and the last (clamped to
+            # the clip length), readable where GIFs don't play.
+            from vgan_jax.video_io import write_frame_strip
+
+            last = videos.shape[1] - 1
+            strip_frames = sorted({min(f, last) for f in (0, 4, 8, 12)} | {last})
+            write_frame_strip(
+                os.path.join(samples_dir, f"step_{step:07d}.png"), videos, strip_frames
+            )
             logger.video(step, "samples/ema", videos)
 
     history: list[dict] = []
@@ -319,10 +331,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     )
 
 
-def _make_fvd_hook(config, workdir: str, mesh, gan, generate):
+def _make_fvd_hook(config, workdir: str, mesh, gan, generate, standing_statistics):
     """A callable `state -> metrics` computing a small-N FVD of the EMA generator, or None.
 
-    `generate` is the loop's jitted sampler (one jit, not a second one)."""
+    `generate` and `standing_statistics` are the loop's jitted functions (one jit each,
+    not a second one)."""
     if not config.train.fvd_every:
         return None
     from vgan_jax.metrics.training_hook import FvdEvaluator
@@ -337,8 +350,9 @@ def _make_fvd_hook(config, workdir: str, mesh, gan, generate):
     z = latents(config.seed + 2, config.train.fvd_num_videos, gan.latent_dim)
 
     def run(state):
+        g_state = standing_statistics(state.ema_params, state.g_state)
         batches = (
-            to_uint8(jax.device_get(generate(state.ema_params, state.g_state, z[i : i + 16])))
+            to_uint8(jax.device_get(generate(state.ema_params, g_state, z[i : i + 16])))
             for i in range(0, z.shape[0], 16)
         )
         return evaluator(batches)

@@ -77,6 +77,7 @@ class VideoTrunk(nn.Module):
     num_upsamples: int
     norm: str
     out_channels: int
+    blur: bool = False
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -88,9 +89,10 @@ class VideoTrunk(nn.Module):
         x = norm_act(x.reshape(z.shape[0], t0, h0, w0, channels), self.norm, train)
         for stage, tf in enumerate(plan.time_factors):
             if stage == self.num_upsamples - 1:
-                return Upsample(self.out_channels, (tf, 2, 2))(x)
+                return Upsample(self.out_channels, (tf, 2, 2), blur=self.blur)(x)
             channels //= 2
-            x = norm_act(Upsample(channels, (tf, 2, 2), use_bias=use_bias)(x), self.norm, train)
+            x = Upsample(channels, (tf, 2, 2), use_bias=use_bias, blur=self.blur)(x)
+            x = norm_act(x, self.norm, train)
         raise AssertionError("unreachable: num_upsamples >= 1")
 
 
@@ -108,11 +110,18 @@ class DCGANGenerator(nn.Module):
     width: int = 32
     num_upsamples: int = 3
     norm: str = "batch"
+    blur: bool = False
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         x = VideoTrunk(
-            self.frames, self.size, self.width, self.num_upsamples, self.norm, self.channels
+            self.frames,
+            self.size,
+            self.width,
+            self.num_upsamples,
+            self.norm,
+            self.channels,
+            self.blur,
         )(z, train)
         return jnp.tanh(x)
 

@@ -72,6 +72,34 @@ def space_to_depth(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
     )
 
 
+def blur_upsampled(x: jnp.ndarray, factors: Sequence[int]) -> jnp.ndarray:
+    """A fixed [1, 2, 1] / 4 filter along every axis that was just upsampled 2x.
+
+    Depth-to-space gives each sub-pixel position its own kernel; nothing ties them
+    together, they drift apart, and the generator paints a period-2 lattice (in
+    time: even/odd frame flicker) that no real video has. [1, 2, 1] has zero
+    response at exactly that frequency, so the lattice can't be produced at all,
+    while smoother content passes (nearest upsampling followed by this filter is
+    bilinear upsampling, StyleGAN2's "upsample then blur"). Edges are replicated,
+    so border pixels and the first and last frames are not darkened.
+
+    Args:
+      x: `[batch, *spatial, channels]`.
+      factors: per spatial axis, 2 to filter that axis, 1 to leave it.
+    """
+    for axis, factor in enumerate(factors, start=1):
+        if factor != 2 or x.shape[axis] < 2:
+            continue
+        padded = jnp.pad(x, [(1, 1) if a == axis else (0, 0) for a in range(x.ndim)], "edge")
+        n = x.shape[axis]
+        x = 0.25 * (
+            jax.lax.slice_in_dim(padded, 0, n, axis=axis)
+            + 2.0 * x
+            + jax.lax.slice_in_dim(padded, 2, n + 2, axis=axis)
+        )
+    return x
+
+
 def _conv_im2col(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
     """'SAME' stride-1 convolution as one matmul over explicit patches.
 
@@ -196,12 +224,15 @@ class Upsample(nn.Module):
 
     The bias is one per output feature, added after depth-to-space: a bias per
     sub-pixel position drifts apart in training and paints a periodic lattice (with
-    flicker in time) that the critic spots at once, collapsing the generator."""
+    flicker in time) that the critic spots at once, collapsing the generator. The
+    kernels drift apart too; `blur=True` removes what they paint at the lattice
+    frequency (see `blur_upsampled`)."""
 
     features: int
     factors: Sequence[int]
     kernel: int = 3
     use_bias: bool = True
+    blur: bool = False  # `blur_upsampled` after depth-to-space
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -213,6 +244,8 @@ class Upsample(nn.Module):
             self.features * block, (self.kernel,) * nd, kernel_init=icnr(block), use_bias=False
         )(x)
         x = depth_to_space(x, self.factors)
+        if self.blur:
+            x = blur_upsampled(x, self.factors)
         if self.use_bias:
             x = x + self.param("bias", nn.initializers.zeros_init(), (self.features,))
         return x
@@ -238,6 +271,11 @@ class Downsample(nn.Module):
         )(x, update_stats)
 
 
+# Running-average momentum of the generator's BatchNorm (`sampling.standing_statistics`
+# inverts one update with it).
+BATCH_NORM_MOMENTUM = 0.99
+
+
 def normalization(kind: str, channels: int, train: bool) -> nn.Module | None:
     """Generator normalisation.
 
@@ -251,7 +289,9 @@ def normalization(kind: str, channels: int, train: bool) -> nn.Module | None:
     """
     if kind == "batch":
         return nn.BatchNorm(
-            use_running_average=not train, momentum=0.99, axis_name=DATA_AXIS if train else None
+            use_running_average=not train,
+            momentum=BATCH_NORM_MOMENTUM,
+            axis_name=DATA_AXIS if train else None,
         )
     if kind == "group":
         # Up to 16 groups; gcd keeps it a divisor of any channel count.

@@ -65,6 +65,7 @@ def _generator_kwargs(model_config, shape: VideoShape) -> dict:
         width=model_config.width,
         num_upsamples=model_config.num_upsamples,
         norm=model_config.g_norm,
+        blur=model_config.g_blur,
     )
 
 

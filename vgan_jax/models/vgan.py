@@ -29,6 +29,7 @@ class BackgroundStream(nn.Module):
     width: int
     num_upsamples: int
     norm: str
+    blur: bool = False
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -39,8 +40,9 @@ class BackgroundStream(nn.Module):
         x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm, train)
         for _ in range(self.num_upsamples - 1):
             channels //= 2
-            x = norm_act(Upsample(channels, (2, 2), use_bias=use_bias)(x), self.norm, train)
-        return jnp.tanh(Upsample(self.channels, (2, 2))(x))
+            x = Upsample(channels, (2, 2), use_bias=use_bias, blur=self.blur)(x)
+            x = norm_act(x, self.norm, train)
+        return jnp.tanh(Upsample(self.channels, (2, 2), blur=self.blur)(x))
 
 
 class VGANGenerator(nn.Module):
@@ -57,18 +59,25 @@ class VGANGenerator(nn.Module):
     width: int = 32
     num_upsamples: int = 3
     norm: str = "batch"
+    blur: bool = False
     mask_l1_weight: float = 0.1
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False, return_streams: bool = False):
         plan_upsampling(self.frames, self.size, self.num_upsamples)  # fail early on bad sizes
         x = VideoTrunk(
-            self.frames, self.size, self.width, self.num_upsamples, self.norm, self.channels + 1
+            self.frames,
+            self.size,
+            self.width,
+            self.num_upsamples,
+            self.norm,
+            self.channels + 1,
+            self.blur,
         )(z, train)
         foreground = jnp.tanh(x[..., : self.channels])
         mask = nn.sigmoid(x[..., self.channels :])
         background = BackgroundStream(
-            self.size, self.channels, self.width, self.num_upsamples, self.norm
+            self.size, self.channels, self.width, self.num_upsamples, self.norm, self.blur
         )(z, train)[:, None]
         video = mask * foreground + (1.0 - mask) * background
         if self.mask_l1_weight:
