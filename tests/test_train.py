@@ -2,6 +2,7 @@
 devices, NaN handling, preemption, and refusing a checkpoint of another model."""
 
 import dataclasses
+import importlib
 import os
 import signal
 
@@ -253,3 +254,179 @@ def test_training_logs_a_small_fvd_every_m_steps(tiny_config, tmp_path, monkeypa
     assert len(results) == 2  # steps 2 and 4
     assert all(np.isfinite(r["fvd"]) and r["fvd"] > 0 for r in results)
     assert os.listdir(tmp_path / "run" / "fvd_cache")  # real statistics cached once
+
+
+# --- overfitting countermeasures: augmentation, ADA, critic dropout ----------------
+
+# Every transform (RGB, so saturation too), ADA with a large step (8 clips / 20 clips:
+# p moves by 0.4 a step) and critic dropout. Tests start p at 0.5 (ADA starts at 0,
+# where augmentation is the identity and p could only move up).
+_REGULARISED = dict(
+    train__augment="translation,cutout,color",
+    data__channels=3,
+    train__ada_target=0.6,
+    train__ada_kimg=0.02,
+    model__d_dropout=0.5,
+)
+_START_P = 0.5
+
+
+def _with_augment_p(state, p):
+    return state.replace(augment_p=jax.numpy.full_like(state.augment_p, p))
+
+
+def _run_steps_from_p(gan, config, devices, steps, p):
+    mesh = make_mesh(devices)
+    state = _with_augment_p(create_train_state(gan, 0, mesh), p)
+    step = make_train_step(gan, mesh)
+    for i in range(steps):
+        state, metrics = step(state, global_batch(_batch(config, i), mesh))
+    return state, jax.device_get(metrics)
+
+
+def test_one_and_eight_devices_agree_with_augmentation_ada_and_dropout(tiny_config):
+    """As test_one_and_eight_devices_give_the_same_gradients, with augmentation, ADA and
+    critic dropout on: transforms are drawn for the global batch and sliced, dropout
+    masks come from each sample's global index, and r_t is a pmean of signs, so 1 and
+    8 devices see the same clips, masks and p."""
+    config = tiny_config(**_ALL_FEATURES, **_REGULARISED)
+    gan = dataclasses.replace(
+        build_gan(config), g_optimizer=optax.sgd(0.1), d_optimizer=optax.sgd(0.1)
+    )
+    (one, one_metrics), (eight, eight_metrics) = (
+        _run_steps_from_p(gan, config, devices, 2, _START_P) for devices in (1, 8)
+    )
+    for part in ("g_params", "d_params", "ema_params", "g_state", "d_state", "augment_p"):
+        _assert_trees_close(getattr(one, part), getattr(eight, part), rtol=1e-4, atol=1e-6)
+    for name, value in one_metrics.items():
+        np.testing.assert_allclose(value, eight_metrics[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    # Step 2 used the p step 1 adapted (0.5 +- 0.4), so ADA and augmentation were live.
+    assert abs(float(one_metrics["augment_p"]) - _START_P) == pytest.approx(0.4)
+
+
+def _set_critic_bias(d_params, value):
+    """The critic's final dense bias set to `value`: D(x) ~ value for every clip."""
+
+    def set_bias(path, leaf):
+        is_logit_bias = jax.tree_util.keystr(path).endswith("['Dense_0']['bias']")
+        return jax.numpy.full_like(leaf, value) if is_logit_bias else leaf
+
+    return jax.tree_util.tree_map_with_path(set_bias, d_params)
+
+
+def test_ada_p_follows_the_sign_of_r_t_minus_target(tiny_config):
+    """A critic that calls every real clip real (r_t = 1 > 0.6) raises p by
+    batch / (ada_kimg * 1000); one that calls them all fake (r_t = -1) lowers it."""
+    config = tiny_config(
+        train__augment="translation,cutout", train__ada_target=0.6, train__ada_kimg=0.1
+    )
+    gan = build_gan(config)
+    mesh = make_mesh(1)
+    step = make_train_step(gan, mesh)
+    adjustment = config.train.batch_size / (config.train.ada_kimg * 1000)  # 0.08
+    for bias, r_t in ((50.0, 1.0), (-50.0, -1.0)):
+        state = _with_augment_p(create_train_state(gan, 0, mesh), _START_P)
+        state = state.replace(d_params=_set_critic_bias(state.d_params, bias))
+        state, metrics = step(state, global_batch(_batch(config), mesh))
+        assert float(metrics["ada_rt"]) == r_t
+        assert float(metrics["augment_p"]) == _START_P  # the p this step used
+        np.testing.assert_allclose(float(state.augment_p), _START_P + r_t * adjustment, rtol=1e-6)
+    # p stays within [0, 1].
+    state = _with_augment_p(create_train_state(gan, 0, mesh), 1.0)
+    state = state.replace(d_params=_set_critic_bias(state.d_params, 50.0))
+    state, _ = step(state, global_batch(_batch(config), mesh))
+    assert float(state.augment_p) == 1.0
+
+
+def test_augment_p_in_the_state_and_r_t_without_augmentation(tiny_config):
+    """The state starts at the fixed p, or at 0 with ADA (as StyleGAN2-ADA); without
+    augmentation the step keeps p and still logs r_t (the overfitting heuristic)."""
+    fixed = build_gan(tiny_config(train__augment="cutout", train__augment_p=0.3))
+    ada = build_gan(tiny_config(train__augment="cutout", train__ada_target=0.6))
+    abstract_p = abstract_train_state(fixed).augment_p
+    assert abstract_p.shape == () and abstract_p.dtype == np.float32
+    mesh = make_mesh(1)
+    assert float(create_train_state(fixed, 0, mesh).augment_p) == pytest.approx(0.3)
+    assert float(create_train_state(ada, 0, mesh).augment_p) == 0.0
+    gan = build_gan(tiny_config())
+    state = create_train_state(gan, 0, mesh)
+    state, metrics = make_train_step(gan, mesh)(state, global_batch(_batch(tiny_config()), mesh))
+    assert float(state.augment_p) == float(metrics["augment_p"]) == 0.0  # nothing applied
+    assert float(metrics["ada_rt"]) in {k / 8 for k in range(-8, 9)}  # mean of 8 signs
+
+
+def test_resume_with_augmentation_ada_and_dropout_continues_the_same_numbers(
+    tiny_config, tmp_path, monkeypatch
+):
+    """A run interrupted at step 2 and resumed ends where a straight run ends, and the
+    checkpoint carries ADA's p (moved away from its start, so restoring it matters)."""
+    # The module, not the `vgan_jax.train` function the package re-exports.
+    train_module = importlib.import_module("vgan_jax.train")
+
+    real_create = train_module.create_train_state
+    monkeypatch.setattr(
+        train_module,
+        "create_train_state",
+        lambda *args: _with_augment_p(real_create(*args), _START_P),
+    )
+    config = tiny_config(
+        train__steps=4, train__checkpoint_every=2, mesh__num_devices=2,
+        **_ALL_FEATURES, **_REGULARISED,
+    )
+    straight = train(config, str(tmp_path / "straight"))
+    interrupted = tmp_path / "interrupted"
+    config.train.steps = 2
+    first = train(config, str(interrupted))
+    config.train.steps = 4
+    resumed = train(config, str(interrupted))
+    assert resumed.start_step == 2 and resumed.step == 4
+    for name in ("d_loss", "g_loss", "d_real_video", "d_fake_image", "ada_rt", "augment_p"):
+        np.testing.assert_allclose(resumed.metrics[name], straight.metrics[name], rtol=1e-5)
+    abstract = abstract_train_state(build_gan(config), mesh=make_mesh(1))
+    saved_p = Checkpointer(str(interrupted)).restore(abstract, step=2).augment_p
+    assert float(saved_p) == float(first.state.augment_p) != _START_P
+    a = Checkpointer(str(tmp_path / "straight")).restore(abstract)
+    b = Checkpointer(str(interrupted)).restore(abstract)
+    _assert_trees_close(a, b, rtol=1e-5, atol=1e-6)
+    assert all(np.all(np.isfinite(x)) for x in _leaves(b))
+
+
+def test_critic_dropout_is_for_training_only_and_per_sample():
+    from jax.sharding import PartitionSpec
+
+    from vgan_jax.models.critics import DROPOUT_RNG, FRAMES_RNG, MultiHeadCritic, per_sample_dropout
+    from vgan_jax.parallel import DATA_AXIS
+
+    video = jax.random.uniform(jax.random.PRNGKey(0), (8, 4, 16, 16, 1), minval=-1, maxval=1)
+    critic = MultiHeadCritic(width=4, num_downsamples=2, dropout=0.5, image_frames=2)
+    plain = critic.clone(dropout=0.0)
+    init_rngs = {"params": jax.random.PRNGKey(1), FRAMES_RNG: jax.random.PRNGKey(2)}
+    variables = critic.init(init_rngs, video)
+
+    def heads(module, train, dropout_seed):
+        rngs = {FRAMES_RNG: jax.random.PRNGKey(2), DROPOUT_RNG: jax.random.PRNGKey(dropout_seed)}
+        return module.apply(variables, video, train=train, rngs=rngs)
+
+    # Evaluation: no dropout, whatever the key.
+    _assert_trees_close(heads(critic, False, 3), heads(plain, False, 3), rtol=0, atol=0)
+    _assert_trees_close(heads(critic, False, 3), heads(critic, False, 4), rtol=0, atol=0)
+    # Training: the key decides the masks.
+    _assert_trees_close(heads(critic, True, 3), heads(critic, True, 3), rtol=0, atol=0)
+    assert not np.allclose(heads(critic, True, 3)["video"], heads(critic, True, 4)["video"])
+    assert not np.allclose(heads(critic, True, 3)["video"], heads(critic, False, 3)["video"])
+
+    # A sample's mask depends on its global index only: 8 devices drop what 1 drops.
+    x = jax.random.normal(jax.random.PRNGKey(5), (16, 64))
+    key = jax.random.PRNGKey(6)
+    whole = per_sample_dropout(x, 0.25, key)
+    sharded = jax.shard_map(
+        lambda part: per_sample_dropout(part, 0.25, key, DATA_AXIS),
+        mesh=make_mesh(8),
+        in_specs=PartitionSpec(DATA_AXIS),
+        out_specs=PartitionSpec(DATA_AXIS),
+    )(x)
+    np.testing.assert_array_equal(whole, sharded)
+    kept = np.asarray(whole) != 0
+    assert 0.65 < kept.mean() < 0.85  # rate 0.25
+    np.testing.assert_allclose(np.asarray(whole)[kept], np.asarray(x)[kept] / 0.75, rtol=1e-6)
+    assert not np.array_equal(kept[0], kept[1])  # masks differ between samples

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from vgan_jax.augment import parse_policy
+from vgan_jax.errors import VganError
 from vgan_jax.losses import AdversarialLoss, get_loss
 from vgan_jax.models import ModelPair, VideoShape, build_models
 from vgan_jax.models.critics import FRAMES_RNG
@@ -36,6 +38,9 @@ class TrainState:
     ema_params: exponential moving average of `g_params`, used for sampling.
     g_state: non-parameter generator collections (BatchNorm running statistics).
     d_state: non-parameter discriminator collections (spectral-norm vectors).
+    augment_p: float32 scalar, the augmentation probability (ADA's p) the next step
+      uses; moved by the step when `train.ada_target` > 0, else `train.augment_p`
+      (0 without augmentation).
     """
 
     step: jax.Array
@@ -47,6 +52,7 @@ class TrainState:
     ema_params: PyTree
     g_state: PyTree
     d_state: PyTree
+    augment_p: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +68,22 @@ class Gan:
     loss: AdversarialLoss
     r1_gamma: float
     ema_decay: float
+    # Augmentation (see vgan_jax.augment): transform names in application order
+    # (() = off), the fixed per-transform probability, and ADA's target / speed.
+    augment: tuple[str, ...] = ()
+    augment_p: float = 1.0
+    ada_target: float = 0.0
+    ada_kimg: float = 2.0
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the step adapts `TrainState.augment_p` (ADA)."""
+        return bool(self.augment) and self.ada_target > 0
+
+    def initial_augment_p(self) -> float:
+        """The p a run starts with, and keeps unless ADA moves it: `augment_p` with a
+        fixed p, 0 with ADA (as StyleGAN2-ADA) and 0 without augmentation."""
+        return self.augment_p if self.augment and not self.adaptive else 0.0
 
 
 def make_optimizer(lr: float, beta1: float, beta2: float, weight_decay: float):
@@ -79,6 +101,7 @@ def build_gan(config) -> Gan:
     shape = video_shape_from_config(config)
     pair: ModelPair = build_models(config.model, shape)
     t = config.train
+    policy = check_augment_config(t)
     return Gan(
         generator=pair.generator,
         discriminator=pair.discriminator,
@@ -89,7 +112,32 @@ def build_gan(config) -> Gan:
         loss=get_loss(t.loss),
         r1_gamma=float(t.r1_gamma),
         ema_decay=float(t.ema_decay),
+        augment=policy,
+        augment_p=float(t.augment_p),
+        ada_target=float(t.ada_target),
+        ada_kimg=float(t.ada_kimg),
     )
+
+
+def check_augment_config(train_config) -> tuple[str, ...]:
+    """The parsed `train.augment` policy; raises `VganError` for augmentation settings
+    that can't work (cheap, no tracing: `train.check_config` calls it before compiling)."""
+    policy = parse_policy(train_config.augment)
+    if not 0.0 <= train_config.augment_p <= 1.0:
+        raise VganError(f"train.augment_p must be in [0, 1], got {train_config.augment_p}")
+    if not 0.0 <= train_config.ada_target < 1.0:
+        raise VganError(
+            f"train.ada_target must be in [0, 1) (0: fixed p; ADA uses 0.6), got "
+            f"{train_config.ada_target}"
+        )
+    if train_config.ada_target > 0 and not policy:
+        raise VganError(
+            "train.ada_target adapts the augmentation probability, but train.augment is "
+            "empty; set e.g. --config.train.augment=translation,cutout,color"
+        )
+    if train_config.ada_kimg <= 0:
+        raise VganError(f"train.ada_kimg must be > 0, got {train_config.ada_kimg}")
+    return policy
 
 
 def _init_state(gan: Gan, seed: int) -> TrainState:
@@ -114,6 +162,7 @@ def _init_state(gan: Gan, seed: int) -> TrainState:
         ema_params=jax.tree.map(jnp.copy, g_params),
         g_state=g_state,
         d_state=d_state,
+        augment_p=jnp.asarray(gan.initial_augment_p(), jnp.float32),
     )
 
 

@@ -34,6 +34,7 @@ from vgan_jax.sampling import latents, make_generate_fn, make_standing_statistic
 from vgan_jax.state import (
     abstract_train_state,
     build_gan,
+    check_augment_config,
     count_params,
     create_train_state,
     video_shape_from_config,
@@ -44,6 +45,8 @@ from vgan_jax.video_io import encode_gif, to_uint8, write_videos
 # Config sections that define the model and its input; a checkpoint made with other
 # values can't be resumed (train.* hyper-parameters may change between runs).
 _IDENTITY_FIELDS = ("model", "data.resolution", "data.frames", "data.channels")
+# Model fields that change training, not the parameters: free to change on resume.
+_RESUMABLE_MODEL_FIELDS = ("d_dropout",)
 
 
 class TrainingDiverged(VganError):
@@ -79,6 +82,7 @@ def check_config(config) -> None:
     data_lib.check_data_config(config.data)
     check_model_config(config.model, video_shape_from_config(config))
     get_loss(config.train.loss)
+    check_augment_config(config.train)
     for field in ("steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
         if config.train[field] < 1:
             raise VganError(f"train.{field} must be >= 1, got {config.train[field]}")
@@ -109,6 +113,7 @@ def check_resumable(saved_config: dict, config) -> None:
                 f"{field}.{k}: {old.get(k)!r} -> {new.get(k)!r}"
                 for k in sorted(set(old) | set(new))
                 if old.get(k) != new.get(k)
+                and not (field == "model" and k in _RESUMABLE_MODEL_FIELDS)
             ]
         elif old != new:
             differences.append(f"{field}: {old!r} -> {new!r}")

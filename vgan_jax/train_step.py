@@ -7,8 +7,20 @@ update. It runs per device inside `shard_map`: gradients and metrics are
 Randomness: the latent noise of the whole global batch is drawn from
 `fold_in(state.rng, step)` on every device and each device takes its own slice,
 so the noise a sample gets does not depend on how many devices there are (that is
-what makes 1 and N devices agree to float tolerance). Per-device randomness
-(e.g. dropout) folds in the device index.
+what makes 1 and N devices agree to float tolerance). Augmentation parameters are
+drawn the same way (global batch, then sliced); the critic's dropout masks are
+drawn per sample from the sample's global index (`critics.per_sample_dropout`).
+Nothing depends on the device index alone.
+
+Augmentation (`gan.augment`, see vgan_jax.augment) lives inside the critic closure,
+so the D loss, R1 and the G update all judge augmented clips. Real and fake get
+independent draws; the fake batch keeps its draw (and dropout masks) from the D
+update to the G update, as it keeps its noise. R1 follows StyleGAN2-ADA: the
+penalty's logits are those of the augmented reals the D loss saw, its gradient is
+taken with respect to the clean reals, through the augmentation. With ADA
+(`gan.ada_target` > 0) p lives in `TrainState.augment_p` and moves every step by
+sign(r_t - target) * global_batch / (ada_kimg * 1000), r_t = E[sign(D(aug(real)))]
+over the global batch, so a resumed run continues with the same p.
 """
 
 from __future__ import annotations
@@ -20,13 +32,16 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, PartitionSpec
 
+from vgan_jax import augment
 from vgan_jax.losses import r1_penalty
-from vgan_jax.models.critics import FRAMES_RNG
+from vgan_jax.models.critics import DROPOUT_RNG, FRAMES_RNG
 from vgan_jax.parallel import DATA_AXIS
 from vgan_jax.state import Gan, TrainState
 
 # fold_in tags, so the streams of random numbers never collide.
-_NOISE, _DEVICE, _FRAMES = 0, 1, 2
+_NOISE, _FRAMES, _AUGMENT, _DROPOUT = 0, 2, 3, 4
+# Sub-tags of the augmentation and dropout keys: real and fake draw independently.
+_SOURCES = ("real", "fake")
 
 
 def ema_decay_at(step: jnp.ndarray, decay: float) -> jnp.ndarray:
@@ -52,6 +67,44 @@ def _all_finite(*trees) -> jnp.ndarray:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for t in trees for x in jax.tree.leaves(t)]))
 
 
+def augmentation_draws(
+    gan: Gan,
+    step_key: jax.Array,
+    p: jnp.ndarray,
+    global_batch: int,
+    frame_shape: tuple[int, int, int],
+    start: jnp.ndarray | int,
+    size: int,
+) -> dict[str, dict]:
+    """`{"real": params, "fake": params}` for clips `[start, start + size)` of the step.
+
+    Both are drawn for the whole global batch from independent keys (real and fake
+    never share a transform) and then sliced, so a clip's transforms depend on its
+    global index only, not on the device count. `frame_shape` `(H, W, C)`; params as
+    `augment.sample_params` returns them (empty dicts when augmentation is off).
+    """
+    augment_key = jax.random.fold_in(step_key, _AUGMENT)
+    return {
+        source: augment.slice_params(
+            augment.sample_params(
+                jax.random.fold_in(augment_key, tag), global_batch, gan.augment, p, frame_shape
+            ),
+            start,
+            size,
+        )
+        for tag, source in enumerate(_SOURCES)
+    }
+
+
+def ada_adjust(
+    p: jnp.ndarray, rt: jnp.ndarray, target: float, global_batch: int, kimg: float
+) -> jnp.ndarray:
+    """ADA's update (Karras et al. 2020): p + sign(r_t - target) * clips / (kimg * 1000),
+    clipped to [0, 1]. `p`, `rt` float32 scalars; `rt` = E[sign(D(real))] in [-1, 1]."""
+    step = jnp.sign(rt - target) * (global_batch / (kimg * 1000.0))
+    return jnp.clip(p + step, 0.0, 1.0).astype(jnp.float32)
+
+
 def train_step(
     gan: Gan,
     state: TrainState,
@@ -70,19 +123,33 @@ def train_step(
       num_shards: devices on that axis.
 
     Returns:
-      `(new_state, metrics)`; metrics are float32 scalars averaged over devices.
+      `(new_state, metrics)`; metrics are float32 scalars averaged over devices,
+      among them `ada_rt` (E[sign(D(real))] over the global batch, ADA's overfitting
+      heuristic, logged with or without augmentation) and `augment_p` (the p used).
       If any loss or gradient is not finite the state is returned unchanged
       (but for `step`) and `metrics["nonfinite"]` is 1, so the caller can stop
       without a corrupt state ever reaching a checkpoint.
     """
     real = batch["video"]
     local_batch = real.shape[0]
+    global_batch = local_batch * num_shards
     step_key = jax.random.fold_in(state.rng, state.step)
     shard = jax.lax.axis_index(axis_name) if axis_name else 0
     z_global = jax.random.normal(
-        jax.random.fold_in(step_key, _NOISE), (local_batch * num_shards, gan.latent_dim)
+        jax.random.fold_in(step_key, _NOISE), (global_batch, gan.latent_dim)
     )
     z = jax.lax.dynamic_slice_in_dim(z_global, shard * local_batch, local_batch)
+
+    # Augmentation: p is the state's (ADA) or the fixed one; the transforms of the
+    # whole global batch are drawn and sliced, like the noise.
+    augment_p = state.augment_p if gan.adaptive else jnp.float32(gan.initial_augment_p())
+    augment_params = augmentation_draws(
+        gan, step_key, augment_p, global_batch, real.shape[2:], shard * local_batch, local_batch
+    )
+    dropout_key = jax.random.fold_in(step_key, _DROPOUT)
+    dropout_keys = {
+        source: jax.random.fold_in(dropout_key, tag) for tag, source in enumerate(_SOURCES)
+    }
 
     def pmean(tree):
         return jax.lax.pmean(tree, axis_name) if axis_name else tree
@@ -105,10 +172,16 @@ def train_step(
     # and the same frame choice for per-frame heads, drawn from the step key.
     frames_key = jax.random.fold_in(step_key, _FRAMES)
 
-    def critic(d_params, d_state, video, update_stats=False):
-        """`{head: logits [local_batch]}` and the (possibly updated) critic state."""
+    def critic(d_params, d_state, video, source, update_stats=False):
+        """`{head: logits [local_batch]}` and the (possibly updated) critic state.
+
+        `source` ("real" or "fake") picks the clips' augmentation draw and dropout key,
+        so every call on the same clips sees the same transforms and masks."""
+        if gan.augment:
+            video = augment.apply_params(video, augment_params[source])
         variables = {"params": d_params, **d_state}
-        kwargs = dict(batch_axis=axis_name, rngs={FRAMES_RNG: frames_key})
+        rngs = {FRAMES_RNG: frames_key, DROPOUT_RNG: dropout_keys[source]}
+        kwargs = dict(batch_axis=axis_name, train=True, rngs=rngs)
         if update_stats:
             return gan.discriminator.apply(
                 variables, video, update_stats=True, mutable=list(d_state), **kwargs
@@ -118,26 +191,35 @@ def train_step(
     # --- discriminator update -------------------------------------------------
     # Real and fake go through D separately: minibatch-std groups must not mix them.
     def d_loss_fn(d_params):
-        real_heads, new_d_state = critic(d_params, state.d_state, real, update_stats=True)
-        fake_heads, _ = critic(d_params, new_d_state, jax.lax.stop_gradient(fake))
+        real_heads, new_d_state = critic(d_params, state.d_state, real, "real", update_stats=True)
+        fake_heads, _ = critic(d_params, new_d_state, jax.lax.stop_gradient(fake), "fake")
         loss = sum(gan.loss.discriminator(real_heads[h], fake_heads[h]) for h in real_heads)
         r1 = jnp.zeros((), jnp.float32)
         if gan.r1_gamma > 0:
-            r1 = r1_penalty(lambda x: _sum_heads(critic(d_params, new_d_state, x)[0]), real)
+            r1 = r1_penalty(lambda x: _sum_heads(critic(d_params, new_d_state, x, "real")[0]), real)
             loss = loss + 0.5 * gan.r1_gamma * r1
         head_means = {f"d_real_{h}": jnp.mean(v) for h, v in real_heads.items()}
         head_means |= {f"d_fake_{h}": jnp.mean(v) for h, v in fake_heads.items()}
-        return loss, dict(new_d_state=new_d_state, r1=r1, **head_means)
+        # ADA's overfitting heuristic on the clips the critic saw (augmented reals);
+        # D(x) is the sum of the heads' logits, as for R1.
+        rt = jnp.mean(jnp.sign(_sum_heads(real_heads)))
+        return loss, dict(new_d_state=new_d_state, r1=r1, ada_rt=rt, **head_means)
 
     (d_loss, d_aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
     d_grads = pmean(d_grads)
     d_updates, d_opt_state = gan.d_optimizer.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)
     d_state = d_aux.pop("new_d_state")
+    # r_t over the global batch (equal local batches: the mean of the means), exact
+    # on any device count: a sum of +-1 / global_batch.
+    ada_rt = pmean(d_aux.pop("ada_rt"))
+    next_augment_p = augment_p
+    if gan.adaptive:
+        next_augment_p = ada_adjust(augment_p, ada_rt, gan.ada_target, global_batch, gan.ada_kimg)
 
     # --- generator update, against the updated discriminator ------------------
     def g_adversarial_loss(video):
-        heads, _ = critic(d_params, d_state, video)
+        heads, _ = critic(d_params, d_state, video, "fake")
         return sum(gan.loss.generator(logits) for logits in heads.values())
 
     g_adv_loss, d_fake_video = jax.value_and_grad(g_adversarial_loss)(fake)
@@ -161,6 +243,8 @@ def train_step(
             g_grad_norm=optax.tree.norm(g_grads),
         )
     )
+    # Already the same on every device; the p this step used.
+    metrics |= dict(ada_rt=ada_rt, augment_p=augment_p)
     finite = _all_finite(metrics)
     metrics["nonfinite"] = 1.0 - finite.astype(jnp.float32)
 
@@ -172,6 +256,7 @@ def train_step(
         ema_params=ema_params,
         g_state=g_state,
         d_state=d_state,
+        augment_p=next_augment_p,
     )
     # Never let a non-finite update into the state (the last good state is kept).
     new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)

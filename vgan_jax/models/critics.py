@@ -4,8 +4,16 @@ A discriminator returns a dict of named heads, each float32 logits `[batch]`; th
 train step applies the adversarial loss per head and sums (MoCoGAN's image +
 video critics, DVD-GAN's spatial + temporal ones). All heads are built from one
 trunk: learned 2x downsampling (space-to-depth + stride-1 conv, see layers.py),
-LeakyReLU(0.2), optional spectral norm, minibatch-std, a 3x3 conv and a dense
-logit. No BatchNorm (batch statistics break under shard_map and R1).
+LeakyReLU(0.2), optional spectral norm, minibatch-std, a 3x3 conv, optional
+dropout and a dense logit. No BatchNorm (batch statistics break under shard_map and R1).
+
+Dropout (`dropout` > 0, only when called with `train=True`) sits right before the
+dense logit, on the flattened features: that is where a critic memorises which
+feature combinations mark its few training clips, and the minibatch-std statistic
+and the convolutions before it stay clean. (Elementwise dropout on convolutional
+feature maps regularises little: neighbouring activations carry the same signal.)
+Masks are drawn per sample from a key folded with the sample's index in the *global*
+batch, so 1 and N devices drop the same units (`per_sample_dropout`).
 
 Why an image head beside the video head: a 3D critic sees appearance and motion
 at once and, early in training, is satisfied by moving blobs. A 2D critic on
@@ -31,6 +39,35 @@ from vgan_jax.models.layers import (
 # passes it from the step key (`rngs={FRAMES_RNG: key}`), so resume and 1-vs-N
 # devices stay exact.
 FRAMES_RNG = "frames"
+# The stream dropout masks come from (only read when the critic runs with train=True).
+DROPOUT_RNG = "dropout"
+
+
+def per_sample_dropout(
+    x: jnp.ndarray, rate: float, key: jax.Array, batch_axis: str | None = None
+) -> jnp.ndarray:
+    """Inverted dropout whose mask depends on `key` and each sample's global index only.
+
+    Flax's `nn.Dropout` draws one mask for the array it sees, so the mask a sample
+    gets would depend on how the batch is split over devices. Here sample `i` of
+    the global batch uses `fold_in(key, i)` on whichever device holds it: 1 and N
+    devices drop the same units (rows are laid out `[device, local_row]`, as
+    shard_map splits the batch).
+
+    Args:
+      x: float32 `[local_rows, ...]`.
+      rate: probability of dropping a unit, in [0, 1).
+      key: PRNG key, the same on every device.
+      batch_axis: the mesh axis the rows are split over (None outside shard_map).
+
+    Returns:
+      float32 like `x`: kept units scaled by `1 / (1 - rate)`, dropped ones 0.
+    """
+    rows = x.shape[0]
+    offset = jax.lax.axis_index(batch_axis) * rows if batch_axis else 0
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(rows))
+    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - rate, x.shape[1:]))(keys)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
 class CriticTrunk(nn.Module):
@@ -40,6 +77,8 @@ class CriticTrunk(nn.Module):
     With `time_axis=True` the first spatial axis is time and is halved only while
     it is even (so any frame count works); the others are halved at every stage.
     `batch_axis`: see `minibatch_stddev` (the mesh axis the batch is split over).
+    `dropout`: rate before the dense logit, used only with `train=True` (then the
+    `dropout` RNG stream must be given).
     """
 
     width: int
@@ -47,10 +86,15 @@ class CriticTrunk(nn.Module):
     spectral_norm: bool
     minibatch_std_group: int
     time_axis: bool
+    dropout: float = 0.0
 
     @nn.compact
     def __call__(
-        self, x: jnp.ndarray, update_stats: bool = False, batch_axis: str | None = None
+        self,
+        x: jnp.ndarray,
+        update_stats: bool = False,
+        batch_axis: str | None = None,
+        train: bool = False,
     ) -> jnp.ndarray:
         channels = self.width
         for _ in range(self.num_downsamples):
@@ -67,6 +111,8 @@ class CriticTrunk(nn.Module):
         x = MaybeSpectralConv(channels, (3,) * (x.ndim - 2), self.spectral_norm)(x, update_stats)
         x = nn.leaky_relu(x, 0.2)
         x = x.reshape(x.shape[0], -1)
+        if train and self.dropout > 0:
+            x = per_sample_dropout(x, self.dropout, self.make_rng(DROPOUT_RNG), batch_axis)
         return MaybeSpectralDense(1, self.spectral_norm)(x, update_stats)[:, 0]
 
 
@@ -92,6 +138,8 @@ class MultiHeadCritic(nn.Module):
     `update_stats` advances spectral-norm power iteration (the `spectral`
     collection must then be mutable). `batch_axis`: the mesh axis the batch is
     split over inside shard_map, so minibatch-std groups span the global batch.
+    `train`: apply dropout (rate `dropout`; needs the `dropout` RNG stream); other
+    callers (evaluation, tests) get the deterministic critic.
     Call real and fake batches separately (a group must not mix them).
     """
 
@@ -100,6 +148,7 @@ class MultiHeadCritic(nn.Module):
     spectral_norm: bool = True
     minibatch_std_group: int = 4
     image_frames: int = 0
+    dropout: float = 0.0
 
     def _trunk(self, time_axis: bool, name: str) -> CriticTrunk:
         return CriticTrunk(
@@ -108,19 +157,25 @@ class MultiHeadCritic(nn.Module):
             self.spectral_norm,
             self.minibatch_std_group,
             time_axis=time_axis,
+            dropout=self.dropout,
             name=name,
         )
 
     @nn.compact
     def __call__(
-        self, video: jnp.ndarray, update_stats: bool = False, batch_axis: str | None = None
+        self,
+        video: jnp.ndarray,
+        update_stats: bool = False,
+        batch_axis: str | None = None,
+        train: bool = False,
     ) -> dict[str, jnp.ndarray]:
-        heads = {"video": self._trunk(True, "video")(video, update_stats, batch_axis)}
+        heads = {"video": self._trunk(True, "video")(video, update_stats, batch_axis, train)}
         if self.image_frames:
             batch, frames = video.shape[:2]
             chosen = choose_frames(self.make_rng(FRAMES_RNG), frames, self.image_frames)
             images = jnp.take(video, chosen, axis=1).reshape(-1, *video.shape[2:])
-            per_frame = self._trunk(False, "image")(images, update_stats, batch_axis)
+            # Rows are clip-major ([clip, chosen frame]), so a row's global index is
+            # fixed by its clip's: per-sample dropout masks stay device-count invariant.
+            per_frame = self._trunk(False, "image")(images, update_stats, batch_axis, train)
             heads["image"] = jnp.mean(per_frame.reshape(batch, -1), axis=1)
         return heads
-
