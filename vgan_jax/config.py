@@ -16,12 +16,16 @@ model.num_upsamples     2x upsampling stages of the generator (space always, tim
 model.g_norm            'batch' | 'group' | 'layer' | 'none': generator normalisation
                         ('batch' is synchronised over devices: 1 and N devices give
                         the same numbers; sampling uses its running averages).
-model.g_blur            a fixed [1, 2, 1] filter after every generator upsampling (no
-                        sub-pixel lattice or even/odd frame flicker can be painted).
+model.g_upsample        'resize' | 'subpixel': how generator stages upsample (see
+                        `layers.Upsample`; 'subpixel' paints a lattice, kept to compare).
+model.g_time_padding    'zeros' | 'edge': how generator convolutions pad time ('edge'
+                        repeats the first/last frame, so boundary frames are not darkened).
 model.d_spectral_norm   spectral normalisation of discriminator layers.
 model.d_minibatch_std_group  samples per minibatch-std group in the critic (0/1: off).
 model.d_image_frames    frames per clip the per-frame image critic head judges (drawn at
                         random each step; 0: video head only, >= frames: all frames).
+model.d_dropout         dropout rate in the critic, before its dense logit, in training
+                        steps only (0: off); masks are per sample, device-count invariant.
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
 data.name               dataset name (`vgan_jax.data.known_datasets()`).
 data.data_dir           where datasets are built/read (None: tfds default dir).
@@ -43,6 +47,19 @@ train.r1_gamma          R1 penalty weight on real data (0 disables it).
 train.g_lr, train.d_lr  Adam learning rates; g_beta1/g_beta2/d_beta1/d_beta2 its betas.
 train.weight_decay      decoupled weight decay (AdamW) for both networks.
 train.ema_decay         EMA of generator weights, used for sampling.
+train.augment           frame-consistent DiffAugment policy for real and fake clips
+                        before the critic: comma-separated 'translation', 'cutout',
+                        'color' (= 'brightness,saturation,contrast', each also allowed
+                        alone); '' (default): off. See `vgan_jax.augment`.
+train.augment_p         probability a clip gets each transform, when ada_target is 0
+                        (1.0: plain DiffAugment).
+train.ada_target        0: fixed p = augment_p. > 0 (ADA's 0.6): adaptive p, starting at
+                        0, moved every step by sign(r_t - ada_target) * batch_size /
+                        (ada_kimg * 1000), clipped to [0, 1], with r_t = E[sign(D(real))];
+                        p is part of the checkpointed TrainState.
+train.ada_kimg          thousands of clips for ADA's p to go from 0 to 1. 2.0: 125 steps
+                        at batch 16, 1/8 of the `default` run (StyleGAN2-ADA uses 500
+                        for runs of 25M images; that would barely move p here).
 train.log_every         steps between scalar logs (and NaN checks).
 train.sample_every      steps between sample grids (GIF + TensorBoard).
 train.checkpoint_every  steps between checkpoints.
@@ -75,10 +92,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.width = 32
     config.model.num_upsamples = 3
     config.model.g_norm = "batch"
-    config.model.g_blur = False
+    config.model.g_upsample = "resize"
+    config.model.g_time_padding = "edge"
     config.model.d_spectral_norm = True
     config.model.d_minibatch_std_group = 4
-    config.model.d_image_frames = 0
+    config.model.d_image_frames = 8
+    config.model.d_dropout = 0.0
     config.model.mask_l1_weight = 0.1
 
     config.data = ml_collections.ConfigDict()
@@ -109,6 +128,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.d_beta2 = 0.999
     config.train.weight_decay = 0.0
     config.train.ema_decay = 0.999
+    config.train.augment = ""
+    config.train.augment_p = 1.0
+    config.train.ada_target = 0.0
+    config.train.ada_kimg = 2.0
     config.train.log_every = 10
     config.train.sample_every = 200
     config.train.checkpoint_every = 200

@@ -3,12 +3,15 @@
 Generator: noise z -> dense -> reshape to a small `[t0, h0, w0, c0]` volume ->
 `num_upsamples` learned 2x upsampling stages (space always; time while the
 frame count still needs it), each followed by per-sample normalisation and
-LeakyReLU(0.2) -> tanh. The critic is `critics.MultiHeadCritic` (a 3D video head
-mirroring the generator, optionally a per-frame image head).
+LeakyReLU(0.2) -> tanh. `ImageGenerator` is the original 2D DCGAN generator (VGAN's
+background stream, TGAN's per-frame generator). The critic is
+`critics.MultiHeadCritic` (a 3D video head mirroring the generator, optionally a
+per-frame image head).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import flax.linen as nn
@@ -77,7 +80,8 @@ class VideoTrunk(nn.Module):
     num_upsamples: int
     norm: str
     out_channels: int
-    blur: bool = False
+    upsample: str = "resize"
+    time_padding: str = "zeros"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -87,11 +91,13 @@ class VideoTrunk(nn.Module):
         use_bias = bias_before(self.norm)
         x = nn.Dense(t0 * h0 * w0 * channels, use_bias=use_bias)(z)
         x = norm_act(x.reshape(z.shape[0], t0, h0, w0, channels), self.norm, train)
+        edge_axes = (0,) if self.time_padding == "edge" else ()
+        upsample = functools.partial(Upsample, mode=self.upsample, edge_padded_axes=edge_axes)
         for stage, tf in enumerate(plan.time_factors):
             if stage == self.num_upsamples - 1:
-                return Upsample(self.out_channels, (tf, 2, 2), blur=self.blur)(x)
+                return upsample(self.out_channels, (tf, 2, 2))(x)
             channels //= 2
-            x = Upsample(channels, (tf, 2, 2), use_bias=use_bias, blur=self.blur)(x)
+            x = upsample(channels, (tf, 2, 2), use_bias=use_bias)(x)
             x = norm_act(x, self.norm, train)
         raise AssertionError("unreachable: num_upsamples >= 1")
 
@@ -110,7 +116,8 @@ class DCGANGenerator(nn.Module):
     width: int = 32
     num_upsamples: int = 3
     norm: str = "batch"
-    blur: bool = False
+    upsample: str = "resize"
+    time_padding: str = "zeros"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -121,7 +128,33 @@ class DCGANGenerator(nn.Module):
             self.num_upsamples,
             self.norm,
             self.channels,
-            self.blur,
+            self.upsample,
+            self.time_padding,
         )(z, train)
         return jnp.tanh(x)
 
+
+class ImageGenerator(nn.Module):
+    """`[n, latent]` -> images float32 `[n, size, size, channels]` in [-1, 1]: the DCGAN
+    generator (dense -> `[s0, s0, c0]` -> 2x upsampling stages, the last emitting the
+    image)."""
+
+    size: int
+    channels: int
+    width: int
+    num_upsamples: int
+    norm: str
+    upsample: str = "resize"
+
+    @nn.compact
+    def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        start = self.size // 2**self.num_upsamples
+        channels = self.width * 2 ** (self.num_upsamples - 1)
+        use_bias = bias_before(self.norm)
+        x = nn.Dense(start * start * channels, use_bias=use_bias)(z)
+        x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm, train)
+        for _ in range(self.num_upsamples - 1):
+            channels //= 2
+            x = Upsample(channels, (2, 2), use_bias=use_bias, mode=self.upsample)(x)
+            x = norm_act(x, self.norm, train)
+        return jnp.tanh(Upsample(self.channels, (2, 2), mode=self.upsample)(x))

@@ -15,8 +15,11 @@ import flax.linen as nn
 from vgan_jax.errors import VganError
 from vgan_jax.models.critics import MultiHeadCritic
 from vgan_jax.models.dcgan import DCGANGenerator, plan_upsampling
-from vgan_jax.models.layers import GENERATOR_NORMS
+from vgan_jax.models.layers import GENERATOR_NORMS, UPSAMPLING_MODES
+from vgan_jax.models.tgan import TGANGenerator
 from vgan_jax.models.vgan import VGANGenerator
+
+TIME_PADDINGS = ("zeros", "edge")
 
 
 class VideoShape(NamedTuple):
@@ -36,9 +39,10 @@ class ModelPair(NamedTuple):
 
     generator: `z [batch, latent_dim]` -> video `[batch, T, H, W, C]` in [-1, 1];
       may `sow` scalar auxiliary losses into the `losses` collection.
-    discriminator: `(video, update_stats, batch_axis)` -> `{head name: logits
+    discriminator: `(video, update_stats, batch_axis, train)` -> `{head name: logits
       [batch]}`; may keep spectral-norm state in the `spectral` collection and
-      draw from the `frames` RNG stream (`critics.FRAMES_RNG`).
+      draw from the `frames` RNG stream (`critics.FRAMES_RNG`) and, with
+      `train=True`, the `dropout` stream (`critics.DROPOUT_RNG`).
     """
 
     generator: nn.Module
@@ -53,6 +57,7 @@ def _discriminator(model_config) -> MultiHeadCritic:
         spectral_norm=model_config.d_spectral_norm,
         minibatch_std_group=model_config.d_minibatch_std_group,
         image_frames=model_config.d_image_frames,
+        dropout=model_config.d_dropout,
     )
 
 
@@ -65,7 +70,8 @@ def _generator_kwargs(model_config, shape: VideoShape) -> dict:
         width=model_config.width,
         num_upsamples=model_config.num_upsamples,
         norm=model_config.g_norm,
-        blur=model_config.g_blur,
+        upsample=model_config.g_upsample,
+        time_padding=model_config.g_time_padding,
     )
 
 
@@ -81,9 +87,17 @@ def _build_vgan(model_config, shape: VideoShape) -> ModelPair:
     return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
 
 
+def _build_tgan(model_config, shape: VideoShape) -> ModelPair:
+    kwargs = _generator_kwargs(model_config, shape)
+    del kwargs["time_padding"]  # no 3D convolutions in the generator
+    generator = TGANGenerator(**kwargs, latent_dim=model_config.latent_dim)
+    return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
+
+
 _BUILDERS: dict[str, Callable[..., ModelPair]] = {
     "dcgan": _build_dcgan,
     "vgan": _build_vgan,
+    "tgan": _build_tgan,
 }
 
 
@@ -105,6 +119,20 @@ def check_model_config(model_config, shape: VideoShape) -> None:
         raise VganError(
             f"model.d_image_frames must be >= 0 (0: no image head), got "
             f"{model_config.d_image_frames}"
+        )
+    if model_config.g_upsample not in UPSAMPLING_MODES:
+        raise VganError(
+            f"unknown model.g_upsample {model_config.g_upsample!r}; known: "
+            f"{', '.join(UPSAMPLING_MODES)}"
+        )
+    if not 0.0 <= model_config.d_dropout < 1.0:
+        raise VganError(
+            f"model.d_dropout must be in [0, 1) (0: no dropout), got {model_config.d_dropout}"
+        )
+    if model_config.g_time_padding not in TIME_PADDINGS:
+        raise VganError(
+            f"unknown model.g_time_padding {model_config.g_time_padding!r}; known: "
+            f"{', '.join(TIME_PADDINGS)}"
         )
     for field in ("latent_dim", "width"):
         if model_config[field] < 1:

@@ -14,35 +14,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vgan_jax.models.dcgan import VideoTrunk, plan_upsampling
-from vgan_jax.models.layers import Upsample, bias_before, norm_act
-
-
-class BackgroundStream(nn.Module):
-    """noise -> dense -> reshape -> 2D upsampling stages (the last emits the image) -> tanh.
-
-    Call: `z` float32 `[batch, latent]` -> image float32 `[batch, size, size, channels]`.
-    """
-
-    size: int
-    channels: int
-    width: int
-    num_upsamples: int
-    norm: str
-    blur: bool = False
-
-    @nn.compact
-    def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        start = self.size // 2**self.num_upsamples
-        channels = self.width * 2 ** (self.num_upsamples - 1)
-        use_bias = bias_before(self.norm)
-        x = nn.Dense(start * start * channels, use_bias=use_bias)(z)
-        x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm, train)
-        for _ in range(self.num_upsamples - 1):
-            channels //= 2
-            x = Upsample(channels, (2, 2), use_bias=use_bias, blur=self.blur)(x)
-            x = norm_act(x, self.norm, train)
-        return jnp.tanh(Upsample(self.channels, (2, 2), blur=self.blur)(x))
+from vgan_jax.models.dcgan import ImageGenerator, VideoTrunk, plan_upsampling
 
 
 class VGANGenerator(nn.Module):
@@ -59,7 +31,8 @@ class VGANGenerator(nn.Module):
     width: int = 32
     num_upsamples: int = 3
     norm: str = "batch"
-    blur: bool = False
+    upsample: str = "resize"
+    time_padding: str = "zeros"
     mask_l1_weight: float = 0.1
 
     @nn.compact
@@ -72,12 +45,13 @@ class VGANGenerator(nn.Module):
             self.num_upsamples,
             self.norm,
             self.channels + 1,
-            self.blur,
+            self.upsample,
+            self.time_padding,
         )(z, train)
         foreground = jnp.tanh(x[..., : self.channels])
         mask = nn.sigmoid(x[..., self.channels :])
-        background = BackgroundStream(
-            self.size, self.channels, self.width, self.num_upsamples, self.norm, self.blur
+        background = ImageGenerator(
+            self.size, self.channels, self.width, self.num_upsamples, self.norm, self.upsample
         )(z, train)[:, None]
         video = mask * foreground + (1.0 - mask) * background
         if self.mask_l1_weight:
