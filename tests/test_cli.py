@@ -86,7 +86,10 @@ def no_compilation(monkeypatch):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["--config.model.name=stylegan9"], "unknown model 'stylegan9'; known models: dcgan, vgan"),
+        (
+            ["--config.model.name=stylegan9"],
+            "unknown model 'stylegan9'; known models: dcgan, tgan, vgan",
+        ),
         (["--config.data.name=imagenet"], "unknown dataset 'imagenet'; known datasets: "),
         (["--config.train.loss=lsgan"], "unknown loss 'lsgan'; known losses: "),
         (["--config.train.batch_size=12"], "does not divide over 8 devices"),

@@ -204,3 +204,31 @@ def test_resize_upsampling_equals_nearest_neighbour_then_conv(factors, edge):
     expected = same_conv(upsampled, kernel, "xla", edge_padded_axes=axes)
     low_res = same_conv(x, resize_conv_kernel(kernel, factors), "im2col", edge_padded_axes=axes)
     np.testing.assert_allclose(depth_to_space(low_res, factors), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel_size", [(3, 3, 3), (2, 2, 2), (1, 3, 3), (3, 3)])
+@pytest.mark.parametrize("channels", [(3, 4), (32, 8), (8, 32)])
+@pytest.mark.parametrize("edge", [False, True])
+def test_im2col_conv_values_and_gradients_equal_lax_conv(kernel_size, channels, edge):
+    """The CPU convolution (taps gathered along some axes and scattered along others,
+    chosen per layer from the channel counts; edge padding applied to the scattered
+    blocks) gives `lax.conv`'s values and input and kernel gradients."""
+    c_in, c_out = channels
+    nd = len(kernel_size)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, *[3 + i for i in range(nd)], c_in), np.float32))
+    kernel = jnp.asarray(rng.standard_normal((*kernel_size, c_in, c_out), np.float32))
+    axes = (0,) if edge else ()
+    weights = jnp.asarray(rng.standard_normal((*x.shape[:-1], c_out), np.float32))
+
+    def loss(implementation):
+        return lambda x, k: jnp.sum(same_conv(x, k, implementation, axes) * weights)
+
+    for got, want in zip(
+        jax.grad(loss("im2col"), (0, 1))(x, kernel),
+        jax.grad(loss("xla"), (0, 1))(x, kernel),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
+    want = same_conv(x, kernel, "xla", axes)
+    np.testing.assert_allclose(same_conv(x, kernel, "im2col", axes), want, rtol=1e-4, atol=1e-4)

@@ -177,23 +177,49 @@ def _conv_im2col(
     y = jnp.dot(columns, kernel.transpose(order).reshape(-1, blocks * c_out))
     if not scattered:
         return y
-    # Tap o of a scattered axis adds its block shifted: y[p] += block_o[p + o - low].
+    # Tap o of a scattered axis adds its block shifted: y[p] += block_o[p + o - low],
+    # reading zeros beyond the input, or with edge padding the edge position's block.
     # lax.split (not slicing) so the backward pass concatenates instead of padding
     # every block to the full width and adding.
     total = None
     pieces = jax.lax.split(y, [c_out] * blocks, axis=-1)
-    edge_scattered = [a for a in scattered if a in edge_padded_axes]
     for piece, offsets in zip(
         pieces, itertools.product(*(range(ks[a]) for a in scattered)), strict=True
     ):
-        piece = pad(piece, edge_scattered, "edge")
         config = [(0, 0, 0)] * x.ndim
+        clamped = []
         for a, o in zip(scattered, offsets, strict=True):
-            shift = o - (0 if a in edge_scattered else padding[a][0])
-            config[1 + a] = (-shift, out[a] - piece.shape[1 + a] + shift, 0)
+            shift = o - padding[a][0]
+            if a in edge_padded_axes:
+                clamped.append((a, shift))
+            else:
+                config[1 + a] = (-shift, out[a] - x.shape[1 + a] + shift, 0)
         term = jax.lax.pad(piece, jnp.zeros((), piece.dtype), config)
+        for a, shift in clamped:
+            term = _shift_clamped(term, 1 + a, shift, out[a])
         total = term if total is None else total + term
     return total
+
+
+def _shift_clamped(v: jnp.ndarray, axis: int, shift: int, size: int) -> jnp.ndarray:
+    """`size` rows along `axis`, row p being `v`'s row clip(p + shift, 0, n - 1).
+
+    Built from slices and repeated edge rows (not `jnp.pad(mode='edge')` and a
+    crop), so its transpose fuses into the backward pass's concatenation instead of
+    materialising a padded copy of every block.
+    """
+    n = v.shape[axis]
+    first = min(size, max(0, -shift))  # rows before it read row 0
+    last = max(first, min(size, n - shift))  # rows from here on read row n - 1
+    parts = []
+    if first:
+        parts.append(jnp.repeat(jax.lax.slice_in_dim(v, 0, 1, axis=axis), first, axis=axis))
+    if last > first:
+        parts.append(jax.lax.slice_in_dim(v, first + shift, last + shift, axis=axis))
+    if size > last:
+        edge = jax.lax.slice_in_dim(v, n - 1, n, axis=axis)
+        parts.append(jnp.repeat(edge, size - last, axis=axis))
+    return jnp.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
 
 
 def _gathered_axes(kernel_size: Sequence[int], c_in: int, c_out: int) -> tuple[int, ...]:
@@ -211,9 +237,10 @@ def _gathered_axes(kernel_size: Sequence[int], c_in: int, c_out: int) -> tuple[i
     for count in range(len(taps), -1, -1):
         for gathered in itertools.combinations(reversed(taps), count):
             scattered = [a for a in taps if a not in gathered]
-            cost = math.prod(kernel_size[a] for a in gathered) * c_in + 2 * math.prod(
-                kernel_size[a] for a in scattered
-            ) * c_out
+            cost = (
+                math.prod(kernel_size[a] for a in gathered) * c_in
+                + 2 * math.prod(kernel_size[a] for a in scattered) * c_out
+            )
             if best is None or cost < best[0]:
                 best = (cost, tuple(sorted(gathered)))
     return best[1]
