@@ -19,7 +19,7 @@ from vgan_jax.sampling import interpolate, iterate_samples, load_run_config, sam
 from vgan_jax.state import Gan, TrainState, build_gan, create_train_state
 from vgan_jax.train import TrainingDiverged, train
 from vgan_jax.train_step import make_train_step, train_step
-from vgan_jax.video_io import to_uint8, write_videos
+from vgan_jax.video_io import to_uint8, write_frame_strip, write_videos
 
 __version__ = "0.1.0"
 
@@ -49,5 +49,6 @@ __all__ = [
     "to_uint8",
     "train",
     "train_step",
+    "write_frame_strip",
     "write_videos",
 ]
