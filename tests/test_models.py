@@ -13,7 +13,7 @@ from vgan_jax.models.dcgan import plan_upsampling
 from vgan_jax.models.layers import (
     SameConv,
     depth_to_space,
-    resize_conv_kernel,
+    resize_upsample,
     same_conv,
     space_to_depth,
 )
@@ -202,8 +202,11 @@ def test_resize_upsampling_equals_nearest_neighbour_then_conv(factors, edge):
     for axis, factor in enumerate(factors):
         upsampled = jnp.repeat(upsampled, factor, axis=1 + axis)
     expected = same_conv(upsampled, kernel, "xla", edge_padded_axes=axes)
-    low_res = same_conv(x, resize_conv_kernel(kernel, factors), "im2col", edge_padded_axes=axes)
-    np.testing.assert_allclose(depth_to_space(low_res, factors), expected, rtol=1e-4, atol=1e-4)
+    for implementation in ("im2col", "xla"):
+        low_res = resize_upsample(x, kernel, factors, implementation, edge_padded_axes=axes)
+        np.testing.assert_allclose(
+            depth_to_space(low_res, factors), expected, rtol=1e-4, atol=1e-4
+        )
 
 
 @pytest.mark.parametrize("kernel_size", [(3, 3, 3), (2, 2, 2), (1, 3, 3), (3, 3)])
