@@ -16,9 +16,9 @@ def get_config():
     config.model.d_image_frames = 8
     config.data.resolution = 32
     config.data.frames = 16
-    config.train.steps = 1200
+    config.train.steps = 1500
     config.train.batch_size = 16
     config.train.log_every = 10
-    config.train.sample_every = 200
-    config.train.checkpoint_every = 200
+    config.train.sample_every = 250
+    config.train.checkpoint_every = 250
     return config
