@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WORKDIR ?= runs/default
-CONFIG ?= experiments/configs/default.py
+CONFIG ?= default
 
 .PHONY: train test lint bench clean
 

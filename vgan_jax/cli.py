@@ -1,6 +1,6 @@
 """`vgan-jax`: the command line. Thin: parses arguments, calls the library.
 
-  vgan-jax train  --config=experiments/configs/default.py [--config.train.steps=200] --workdir=DIR
+  vgan-jax train  --config=default|FILE.py [--config.train.steps=200] --workdir=DIR
   vgan-jax sample --workdir DIR --num 16 --seed 0 --out samples.gif|.mp4|.npy|.png
   vgan-jax eval   --workdir DIR [--num_videos N] [--baselines] [--json]
   vgan-jax fvd    A B [--json]

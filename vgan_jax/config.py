@@ -1,6 +1,7 @@
 """Experiment configuration: one `ml_collections.ConfigDict` per experiment.
 
-Presets live in `experiments/configs/*.py` (each defines `get_config()`); they start
+Presets live in `vgan_jax/configs/*.py`, inside the package so an installed wheel has
+them (each defines `get_config()`); they start
 from `base_config()` here so every preset has every field, and any field can be
 overridden from the command line (`--config.train.steps=100`).
 
@@ -164,9 +165,8 @@ def config_from_saved(saved: dict) -> ml_collections.ConfigDict:
 
 # --- loading presets and command-line overrides -----------------------------
 
-PRESETS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs"
-)
+# Inside the package (not next to the source tree), so a pip-installed wheel has them.
+PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 
 def known_presets() -> list[str]:
@@ -177,7 +177,7 @@ def known_presets() -> list[str]:
 
 def load_config(path_or_name: str) -> ml_collections.ConfigDict:
     """A config from a Python file defining `get_config()`, or a preset name
-    (`default`, `tiny`, `gpu`: files in experiments/configs)."""
+    (`default`, `tiny`, `gpu`, ...: the files in vgan_jax/configs)."""
     path = path_or_name
     if not os.path.exists(path):
         candidate = os.path.join(PRESETS_DIR, f"{path_or_name}.py")

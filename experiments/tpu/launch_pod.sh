@@ -9,7 +9,7 @@
 # WORKDIR and DATA_DIR may be gs:// paths (Orbax and tfds read and write GCS).
 set -euo pipefail
 : "${TPU_NAME:?set TPU_NAME}" "${ZONE:?set ZONE}" "${WORKDIR:?set WORKDIR}"
-CONFIG=${CONFIG:-experiments/configs/gpu.py}
+CONFIG=${CONFIG:-gpu}  # a preset name (vgan_jax/configs) or a config file
 DATA_DIR=${DATA_DIR:-\$HOME/tensorflow_datasets}
 REPO=${REPO:-https://github.com/vgan-jax/vgan_jax.git}
 
