@@ -161,6 +161,24 @@ def test_frechet_distance_finite_for_rank_deficient_covariances():
     assert np.isfinite(value) and value > 0
 
 
+def test_frechet_distance_warns_when_the_square_root_is_far_from_real():
+    import warnings
+
+    # Rounding noise in the root of a product of PSD matrices (here, singular ones)
+    # is dropped quietly...
+    a = random_gaussian_features(10, 50, seed=0)
+    b = random_gaussian_features(10, 50, seed=1)
+    sa, sb = FeatureStats.from_features(a), FeatureStats.from_features(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frechet_distance(sa.mean, sa.cov, sb.mean, sb.cov)
+    # ...but a product with a clearly negative eigenvalue (a broken covariance) has a
+    # root with an imaginary diagonal as large as its real one: warned, not hidden.
+    broken = np.diag([1.0, 1.0, -1.0])
+    with pytest.warns(RuntimeWarning, match="imaginary part of 1 .* unreliable"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), broken)
+
+
 def test_kernel_distance_matches_naive_unbiased_mmd():
     a = random_gaussian_features(30, 6, seed=0)
     b = random_gaussian_features(30, 6, seed=1, shift=0.5)
@@ -247,6 +265,46 @@ def test_cache_with_features_serves_a_request_without(tmp_path):
     assert len(calls) == 1
     cached_stats(path, compute, {**key, "dataset": "y"})  # another key: recomputed
     assert len(calls) == 2
+
+
+def test_real_statistics_cache_is_keyed_on_the_extractor_and_the_dataset_files(
+    tiny_config, tmp_path
+):
+    """A stand-in extractor never reads another extractor's statistics, and a dataset
+    built (or prepared) again never serves statistics of its previous files."""
+    import shutil
+
+    from vgan_jax.data import dataset_fingerprint
+    from vgan_jax.data.pipeline import dataset_files_dir
+    from vgan_jax.metrics.training_hook import real_stats
+
+    data = tiny_config(data__data_dir=str(tmp_path / "data")).data
+    cache = str(tmp_path / "cache")
+
+    def draw(extractor):
+        stats, description = real_stats(data, "train", 16, 0, cache, extractor, progress=False)
+        return stats, description["cache"]
+
+    first = CountingFeatures()
+    stats, path = draw(first)
+    assert first.videos_seen == 16
+    again = CountingFeatures()
+    assert draw(again)[1] == path and again.videos_seen == 0  # the same protocol: a hit
+
+    class OtherDetector(CountingFeatures):
+        name = "another stand-in"
+
+    other = OtherDetector()
+    assert draw(other)[1] != path and other.videos_seen == 16
+    assert len(os.listdir(cache)) == 2
+
+    # Build the dataset again (the same recipe, new files): a new key, nothing stale.
+    fingerprint = dataset_fingerprint(data)
+    assert dataset_fingerprint(data) == fingerprint  # stable while the files are
+    shutil.rmtree(dataset_files_dir(data))
+    rebuilt = CountingFeatures()
+    assert draw(rebuilt)[1] not in (path, None) and rebuilt.videos_seen == 16
+    assert dataset_fingerprint(data) != fingerprint
 
 
 # ---------------------------------------------------------------------------
@@ -402,6 +460,8 @@ def test_run_eval_and_training_hook_with_fake_sampler(tmp_path, monkeypatch, cap
     fake_sample.load_run_config = lambda workdir: ml_collections.ConfigDict(config)
     monkeypatch.setitem(sys.modules, "vgan_jax.sampling", fake_sample)
     monkeypatch.setattr(vgan_jax.data, "load_videos", load_videos, raising=False)
+    # No dataset on disk to fingerprint (the clips come from `load_videos` above).
+    monkeypatch.setattr(vgan_jax.data, "dataset_fingerprint", lambda data_config: "stand-in")
     monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
 
     parser = argparse.ArgumentParser()

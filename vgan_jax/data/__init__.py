@@ -9,6 +9,7 @@ Public API (used by training, evaluation and the CLI):
                         process_count=) endless, resumable float32 [-1, 1] batches
     load_videos(config.data, split, num, seed)
                                         uint8 [num, frames, res, res, channels] clips
+    dataset_fingerprint(config.data)    short hash of the dataset files (cache keys)
 
 Modules: `moving_mnist` (the built-in offline dataset, a tfds builder), `transforms`
 (numpy clip transforms), `pipeline` (registry, sources, grain iterator). Importing
@@ -18,6 +19,7 @@ this package is cheap: tfds and grain load on first use.
 from vgan_jax.data.pipeline import (
     InputIterator,
     check_data_config,
+    dataset_fingerprint,
     known_datasets,
     load_videos,
     make_train_iterator,
@@ -27,6 +29,7 @@ from vgan_jax.data.pipeline import (
 __all__ = [
     "InputIterator",
     "check_data_config",
+    "dataset_fingerprint",
     "known_datasets",
     "load_videos",
     "make_train_iterator",

@@ -133,10 +133,10 @@ class _ExampleSource:
         return f"_ExampleSource({self._source!r})"
 
 
-def _open_builtin(data_config, data_dir: str, split: str):
+def _builtin_builder(data_config, data_dir: str):
     from vgan_jax.data import moving_mnist  # lazy: tfds is slow to import
 
-    builder = moving_mnist.build(
+    return moving_mnist.build(
         data_dir,
         # Store whole clips for the configured stride, so random_start/stride need
         # no padding; with stride 1 this is just `frames`.
@@ -145,6 +145,12 @@ def _open_builtin(data_config, data_dir: str, split: str):
         num_test_clips=data_config.num_test_clips,
         seed=0,
     )
+
+
+def _open_builtin(data_config, data_dir: str, split: str):
+    from vgan_jax.data import moving_mnist
+
+    builder = _builtin_builder(data_config, data_dir)
     source = builder.as_data_source()[split]
     return source, {"num_classes": moving_mnist.NUM_CLASSES, "num_examples": len(source)}
 
@@ -190,6 +196,49 @@ def open_source(data_config, split: str) -> tuple[VideoSource, dict[str, Any]]:
     info = {"name": data_config.name, "split": split, **dict(info)}
     info.setdefault("num_examples", len(source))
     return _ExampleSource(source), info
+
+
+def dataset_files_dir(data_config) -> str:
+    """The directory holding the dataset's records and `dataset_info.json` (a tfds
+    version directory). The built-in dataset is built there first if it is missing."""
+    check_data_config(data_config)
+    data_dir = resolve_data_dir(data_config.get("data_dir"))
+    if data_config.name == BUILTIN_DATASET:
+        return str(_builtin_builder(data_config, data_dir).data_dir)
+    _, info = _open_prepared(data_config.name, data_dir, "train")
+    from vgan_jax.data.prepared import FORMAT_VERSION
+
+    return os.path.join(info["dataset_dir"], FORMAT_VERSION)
+
+
+def dataset_fingerprint(data_config) -> str:
+    """A short hash of the dataset files' names, sizes and modification times.
+
+    Cheap (directory metadata only, no record is read) and it changes whenever the
+    dataset is built or prepared again, so caches derived from the clips (FVD's real
+    statistics) never outlive the data they describe. Copying the files elsewhere also
+    changes it (a harmless cache miss).
+    """
+    import hashlib
+
+    directory = dataset_files_dir(data_config)
+    facts = []
+    if "://" in directory:  # gs:// and other remote file systems: through etils.epath
+        from etils import epath
+
+        for child in sorted(epath.Path(directory).iterdir()):
+            stat = child.stat()
+            if not stat.is_directory:
+                facts.append(f"{child.name}|{stat.length}|{stat.mtime}")
+    else:
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.is_file():
+                    stat = entry.stat()
+                    facts.append(f"{entry.name}|{stat.st_size}|{stat.st_mtime_ns}")
+    if not facts:
+        raise VganError(f"dataset {data_config.name!r}: no files in {directory}")
+    return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
 
 
 def _clip_fn(data_config):

@@ -159,7 +159,7 @@ def baseline_stats(
       the `cache` file.
     """
     transform = transform_for(kind, shuffle_seed)
-    key, metadata = real_protocol(data_config, split, num_videos, seed)
+    key, metadata = real_protocol(data_config, split, num_videos, seed, extractor)
     metadata.update(
         keep_features=keep_features, baseline=kind, baseline_protocol=BASELINE_PROTOCOL,
         shuffle_seed=shuffle_seed if kind == "shuffled_time" else None,

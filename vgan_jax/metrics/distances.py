@@ -2,7 +2,8 @@
 
 Both run in float64 numpy on the host. The Fréchet distance follows the reference
 FID/FVD code (pytorch-fid / tfgan): `scipy.linalg.sqrtm` of `sigma_a @ sigma_b`, retried
-with `eps * I` added to both covariances if the root is not finite, real part taken.
+with `eps * I` added to both covariances if the root is not finite, real part taken
+(with a warning when the imaginary part is not rounding noise).
 KVD is the unbiased MMD^2 with kernel `(x . y / d + 1) ** 3`, averaged over random
 subsets, exactly as `torch-fidelity` reports KID and DIGAN / StyleGAN-V report KVD, with
 subsets of `min(1000, N // 2)` videos (StyleGAN2-ADA's 1000 at N = 2048, and always
@@ -32,6 +33,7 @@ def frechet_distance(
     mean_b: np.ndarray,
     cov_b: np.ndarray,
     eps: float = 1e-6,
+    imag_tolerance: float = 1e-3,
 ) -> float:
     """`|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))` of two Gaussians.
 
@@ -40,6 +42,10 @@ def frechet_distance(
       cov_a, cov_b: `[d, d]` covariances.
       eps: offset added to both diagonals when `sqrtm(S_a S_b)` is not finite
         (near-singular covariances, e.g. fewer samples than dimensions).
+      imag_tolerance: largest imaginary part of the root's diagonal, relative to its
+        largest real diagonal entry, dropped silently; above it a `RuntimeWarning`
+        says the distance is unreliable (pytorch-fid raises at 1e-3 absolute; a
+        relative bound suits I3D logits, whose covariances are far from unit scale).
 
     Returns:
       The distance as a Python float (float64 arithmetic).
@@ -60,7 +66,21 @@ def frechet_distance(
         covmean = _sqrtm((cov_a + offset) @ (cov_b + offset))
     if np.iscomplexobj(covmean):
         # Tiny imaginary parts come from numerical error in sqrtm of a product
-        # of two PSD matrices; the reference implementations drop them too.
+        # of two PSD matrices; the reference implementations drop them too. Large ones
+        # mean the product has clearly negative eigenvalues (broken or far too few
+        # statistics), and the real part is then not the distance: say so.
+        diagonal = np.diagonal(covmean)
+        imaginary = float(np.abs(diagonal.imag).max(initial=0.0))
+        scale = float(np.abs(diagonal.real).max(initial=0.0))
+        if imaginary > imag_tolerance * max(scale, np.finfo(np.float64).tiny):
+            warnings.warn(
+                f"Fréchet distance: the matrix square root has an imaginary part of "
+                f"{imaginary:.3g} on its diagonal (largest real entry {scale:.3g}); the "
+                "covariances are ill-conditioned or not PSD, so this FVD is unreliable "
+                "(use more videos, or check the features for constant dimensions)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         covmean = covmean.real
     distance = diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean)
     return float(distance)

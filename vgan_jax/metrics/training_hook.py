@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vgan_jax.metrics.fvd import compute_fvd, detector_description, extract_stats
+from vgan_jax.metrics.fvd import compute_fvd, extract_stats, protocol_fields
 from vgan_jax.metrics.progress import Progress, note
 from vgan_jax.metrics.stats import FeatureStats, cached_stats, real_stats_cache_key
 
@@ -26,23 +26,42 @@ def _data_fields(data_config) -> dict[str, Any]:
     return {k: v for k, v in sorted(fields.items()) if k not in _IGNORED_DATA_FIELDS}
 
 
-def real_protocol(data_config, split: str, num_videos: int, seed: int) -> tuple[str, dict]:
+def extractor_protocol(extractor) -> dict[str, Any]:
+    """What about `extractor` changes the features: its protocol fields (detector and
+    weights version, resize, numerics) and its class. The device count is left out:
+    features agree across device counts, so a cache made on 8 devices serves 1."""
+    fields = {k: v for k, v in protocol_fields(extractor).items() if k != "num_devices"}
+    kind = type(extractor)
+    return {**fields, "class": f"{kind.__module__}.{kind.__qualname__}"}
+
+
+def real_protocol(
+    data_config, split: str, num_videos: int, seed: int, extractor
+) -> tuple[str, dict]:
     """The cache key (a file stem) and metadata naming every knob of a real-clip draw.
 
-    Shared by the real statistics and the baselines (`metrics.baselines`), which add
-    their own fields to both.
+    The key covers the data config, the extractor's protocol (`extractor_protocol`:
+    a stand-in extractor never reads I3D statistics) and a fingerprint of the dataset's
+    files (`data.dataset_fingerprint`: a dataset built or prepared again never serves
+    statistics of its previous contents). Shared by the real statistics and the
+    baselines (`metrics.baselines`), which add their own fields to both.
     """
-    detector = detector_description()
+    from vgan_jax.data import dataset_fingerprint
+
+    extractor_fields = extractor_protocol(extractor)
+    detector = str(extractor_fields.get("detector"))
     fields = _data_fields(data_config)
+    fingerprint = dataset_fingerprint(data_config)
     key = real_stats_cache_key(
         dataset=str(fields.get("name")), split=split, resolution=int(fields["resolution"]),
         frames=int(fields["frames"]), num_clips=num_videos, seed=seed, detector=detector,
-        extra=fields,
+        extra={**fields, "extractor": extractor_fields, "dataset_fingerprint": fingerprint},
     )
     metadata = {
         "dataset": fields.get("name"), "split": split, "resolution": fields["resolution"],
         "frames": fields["frames"], "num_clips": num_videos, "seed": seed,
-        "detector": detector, "data_config": fields,
+        "detector": detector, "extractor": extractor_fields, "data_config": fields,
+        "dataset_fingerprint": fingerprint,
     }
     return key, metadata
 
@@ -90,7 +109,8 @@ def real_stats(
       num_videos: clips drawn with `vgan_jax.data.load_videos(data_config, split, num, seed)`.
       seed: seed of that draw.
       cache_dir: cache folder (None: no cache). The file name spells the dataset, split,
-        resolution, frames, clip count and seed, plus a hash of the other data fields.
+        resolution, frames, clip count and seed, plus a hash of the other data fields,
+        the extractor's protocol and the dataset files' fingerprint (`real_protocol`).
       extractor: the feature extractor (an `I3DFeatureExtractor`).
       keep_features: keep raw features (for KVD).
       progress: on a cache miss, report loading and videos/s on stderr.
@@ -98,7 +118,7 @@ def real_stats(
     Returns:
       `(stats, description)`, the description naming the real set's protocol fields.
     """
-    key, metadata = real_protocol(data_config, split, num_videos, seed)
+    key, metadata = real_protocol(data_config, split, num_videos, seed, extractor)
     metadata["keep_features"] = keep_features
     cache_path = os.path.join(cache_dir, f"{key}.npz") if cache_dir else None
 
