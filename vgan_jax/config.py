@@ -3,7 +3,9 @@
 Presets live in `vgan_jax/configs/*.py`, inside the package so an installed wheel has
 them (each defines `get_config()`); they start
 from `base_config()` here so every preset has every field, and any field can be
-overridden from the command line (`--config.train.steps=100`).
+overridden from the command line (`--config.train.steps=100`). Configs are locked
+(`ConfigDict.lock()`): setting a field that does not exist, in a preset, a config file
+or an override, fails at load with the field's name instead of being silently ignored.
 
 Fields
 ------
@@ -46,7 +48,9 @@ train.batch_size        global batch; must divide by the number of devices.
 train.loss              'non_saturating' | 'hinge' | 'wasserstein'.
 train.r1_gamma          R1 penalty weight on real data (0 disables it).
 train.g_lr, train.d_lr  Adam learning rates; g_beta1/g_beta2/d_beta1/d_beta2 its betas.
-train.weight_decay      decoupled weight decay (AdamW) for both networks.
+train.weight_decay      decoupled weight decay (AdamW) for both networks, on parameters
+                        with ndim >= 2 (kernels) only: norm scales and biases are not
+                        decayed. 0 (Adam) and > 0 (AdamW) can't be switched on resume.
 train.ema_decay         EMA of generator weights, used for sampling.
 train.augment           frame-consistent DiffAugment policy for real and fake clips
                         before the critic: comma-separated 'translation', 'cutout',
@@ -76,6 +80,8 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import re
+import traceback
 
 import ml_collections
 
@@ -143,6 +149,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)
+    # Presets edit this config: locked, a misspelt field raises instead of adding a
+    # new field that nothing reads.
+    config.lock()
     return config
 
 
@@ -159,7 +168,10 @@ def config_from_saved(saved: dict) -> ml_collections.ConfigDict:
             else:
                 section[key] = value
 
-    overlay(config, saved)
+    # Unlocked: a field the library has since dropped is kept (nothing reads it), so a
+    # saved config always loads; the result is locked again like every other config.
+    with config.unlocked():
+        overlay(config, saved)
     return config
 
 
@@ -196,7 +208,31 @@ def load_config(path_or_name: str) -> ml_collections.ConfigDict:
         raise VganError(f"config file {path!r} failed to load: {error}") from error
     if not hasattr(module, "get_config"):
         raise VganError(f"config file {path!r} has no get_config() function")
-    return module.get_config()
+    try:
+        config = module.get_config()
+    except Exception as error:  # a typo, a wrong type: the user's file, one line
+        raise VganError(_config_error_message(path, error)) from error
+    if isinstance(config, ml_collections.ConfigDict):
+        config.lock()  # a file that built its own ConfigDict: overrides can't add fields
+    return config
+
+
+def _config_error_message(path: str, error: Exception) -> str:
+    """One line for a config file whose get_config() raised, naming the file's line;
+    for a field that does not exist (a locked ConfigDict's error), the field too."""
+    text = str(error.args[0]) if error.args else str(error)
+    frames = traceback.extract_tb(error.__traceback__)
+    lines = [f.lineno for f in frames if os.path.abspath(f.filename) == os.path.abspath(path)]
+    where = f"config file {path!r}" + (f", line {lines[-1]}" if lines else "")
+    unknown = re.search(r'Key "([^"]+)" does not exist and cannot be added', text)
+    if not unknown:
+        return f"{where} failed: {type(error).__name__}: {' '.join(text.split())}"
+    suggestion = re.search(r'Did you mean "([^"]+)"', text)
+    hint = f" (did you mean {suggestion.group(1)!r}?)" if suggestion else ""
+    return (
+        f"{where} sets unknown config field {unknown.group(1)!r}{hint}; every field must "
+        "exist in vgan_jax.config.base_config()"
+    )
 
 
 def _parse_value(text: str, current, field_type):

@@ -86,9 +86,22 @@ class Gan:
         return self.augment_p if self.augment and not self.adaptive else 0.0
 
 
+def decay_mask(params: PyTree) -> PyTree:
+    """True for the parameters weight decay applies to: those with ndim >= 2 (dense and
+    convolution kernels, any weight matrix). 1-D parameters (BatchNorm/GroupNorm/
+    LayerNorm scales and biases, every bias) are never decayed: pulling a norm's scale
+    towards 0 shrinks its layer's output, which is regularisation of the wrong kind."""
+    return jax.tree_util.tree_map(lambda p: jnp.ndim(p) > 1, params)
+
+
 def make_optimizer(lr: float, beta1: float, beta2: float, weight_decay: float):
+    """Adam, or AdamW (decoupled decay on `decay_mask`'s parameters) when weight_decay > 0.
+
+    The two have different optimizer-state trees, so a run can't switch between them on
+    resume (`train.check_resumable` refuses); changing a non-zero decay is fine.
+    """
     if weight_decay:
-        return optax.adamw(lr, b1=beta1, b2=beta2, weight_decay=weight_decay)
+        return optax.adamw(lr, b1=beta1, b2=beta2, weight_decay=weight_decay, mask=decay_mask)
     return optax.adam(lr, b1=beta1, b2=beta2)
 
 

@@ -103,7 +103,8 @@ def check_workdir(workdir: str) -> None:
 
 
 def check_resumable(saved_config: dict, config) -> None:
-    """Refuses to resume a checkpoint whose model or clip shape differs from `config`."""
+    """Refuses to resume a checkpoint whose model or clip shape differs from `config`,
+    or whose optimizer differs (Adam vs AdamW: `train.weight_decay` zero or not)."""
     saved = config_from_saved(saved_config)
     differences = []
     for field in _IDENTITY_FIELDS:
@@ -122,6 +123,16 @@ def check_resumable(saved_config: dict, config) -> None:
             "the workdir holds a checkpoint of a different model ("
             + "; ".join(differences)
             + "); use a fresh --workdir or the original config"
+        )
+    # Adam and AdamW keep different optimizer-state trees: the checkpoint can't restore.
+    old_decay, new_decay = saved.train.weight_decay, config.train.weight_decay
+    if bool(old_decay) != bool(new_decay):
+        names = {True: "AdamW", False: "Adam"}
+        raise VganError(
+            f"the workdir holds a checkpoint trained with train.weight_decay={old_decay!r} "
+            f"({names[bool(old_decay)]}) but the config has {new_decay!r} "
+            f"({names[bool(new_decay)]}), a different optimizer state; use "
+            f"--config.train.weight_decay={old_decay!r} or a fresh --workdir"
         )
 
 
