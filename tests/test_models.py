@@ -46,8 +46,10 @@ def test_generator_and_discriminator_shapes_and_ranges(name, shape):
     d_vars = pair.discriminator.init(rngs, video)
     heads = pair.discriminator.apply(d_vars, video, rngs=rngs)
     assert set(heads) == {"video", "image"}
+    # One logit per clip from the video head, one per judged frame from the image head.
+    assert heads["video"].shape == (3,)
+    assert heads["image"].shape == (3, 2)
     for logits in heads.values():
-        assert logits.shape == (3,)
         assert np.all(np.isfinite(np.asarray(logits)))
 
 

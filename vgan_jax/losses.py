@@ -1,4 +1,5 @@
-"""GAN losses and penalties, pure jnp on logits `[batch]` (float32).
+"""GAN losses and penalties, pure jnp on logits `[batch, ...]` (float32; a
+loss is the mean over every logit, so per-frame logits count as samples).
 
 Each adversarial loss is a pair: the discriminator's loss on real and fake
 logits, and the generator's loss on fake logits. Means are over the local

@@ -59,8 +59,9 @@ def _sum_sown(collection) -> jnp.ndarray:
 
 
 def _sum_heads(heads: dict) -> jnp.ndarray:
-    """Sum over critic heads of their logits, `[local_batch]` (R1's D(x))."""
-    return sum(heads.values())
+    """D(x) per clip, `[local_batch]` (R1's and ADA's): the sum over critic heads of
+    each head's mean logit for the clip (per-frame heads average their frames)."""
+    return sum(jnp.mean(v.reshape(v.shape[0], -1), axis=1) for v in heads.values())
 
 
 def _all_finite(*trees) -> jnp.ndarray:

@@ -1,7 +1,8 @@
 """Critics shared by the models: a video head, a per-frame image head, one module.
 
-A discriminator returns a dict of named heads, each float32 logits `[batch]`; the
-train step applies the adversarial loss per head and sums (MoCoGAN's image +
+A discriminator returns a dict of named heads, each float32 logits `[batch, ...]`
+(one logit per clip, or per judged frame of each clip); the train step applies the
+adversarial loss per head (a mean over every logit) and sums (MoCoGAN's image +
 video critics, DVD-GAN's spatial + temporal ones). All heads are built from one
 trunk: learned 2x downsampling (space-to-depth + stride-1 conv, see layers.py),
 LeakyReLU(0.2), optional spectral norm, minibatch-std, a 3x3 conv, optional
@@ -131,9 +132,11 @@ class MultiHeadCritic(nn.Module):
     """A video critic and, optionally, a per-frame image critic.
 
     Call: video float32 `[batch, frames, size, size, channels]` in [-1, 1] ->
-    `{"video": logits [batch], "image": logits [batch]}` (the image head's logit is
-    the mean over `image_frames` frames drawn from the `frames` RNG stream; with
-    `image_frames=0` there is no image head).
+    `{"video": logits [batch], "image": logits [batch, k]}`: the image head judges
+    `k = min(image_frames, frames)` frames drawn from the `frames` RNG stream, one
+    logit per frame, so the loss treats every frame as a sample of its own (MoCoGAN's
+    image critic) and a bad frame is not averaged away by good ones; with
+    `image_frames=0` there is no image head.
 
     `update_stats` advances spectral-norm power iteration (the `spectral`
     collection must then be mutable). `batch_axis`: the mesh axis the batch is
@@ -177,5 +180,5 @@ class MultiHeadCritic(nn.Module):
             # Rows are clip-major ([clip, chosen frame]), so a row's global index is
             # fixed by its clip's: per-sample dropout masks stay device-count invariant.
             per_frame = self._trunk(False, "image")(images, update_stats, batch_axis, train)
-            heads["image"] = jnp.mean(per_frame.reshape(batch, -1), axis=1)
+            heads["image"] = per_frame.reshape(batch, -1)
         return heads

@@ -40,9 +40,10 @@ class ModelPair(NamedTuple):
     generator: `z [batch, latent_dim]` -> video `[batch, T, H, W, C]` in [-1, 1];
       may `sow` scalar auxiliary losses into the `losses` collection.
     discriminator: `(video, update_stats, batch_axis, train)` -> `{head name: logits
-      [batch]}`; may keep spectral-norm state in the `spectral` collection and
-      draw from the `frames` RNG stream (`critics.FRAMES_RNG`) and, with
-      `train=True`, the `dropout` stream (`critics.DROPOUT_RNG`).
+      [batch, ...]}` (the loss means over every logit of a head); may keep
+      spectral-norm state in the `spectral` collection and draw from the `frames`
+      RNG stream (`critics.FRAMES_RNG`) and, with `train=True`, the `dropout`
+      stream (`critics.DROPOUT_RNG`).
     """
 
     generator: nn.Module
