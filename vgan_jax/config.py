@@ -14,6 +14,8 @@ model.name              registry name (`vgan_jax.models.registry.known_models()`
 model.latent_dim        size of the noise vector z.
 model.width             channels of the highest-resolution generator stage; deeper
                         stages double it (the discriminator mirrors it).
+model.d_width           the critic's first-stage channels (0: model.width), so the
+                        generator and the critic can be sized apart.
 model.num_upsamples     2x upsampling stages of the generator (space always, time
                         while the frame count allows).
 model.g_norm            'batch' | 'group' | 'layer' | 'none': generator normalisation
@@ -97,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.name = "dcgan"
     config.model.latent_dim = 100
     config.model.width = 32
+    config.model.d_width = 0
     config.model.num_upsamples = 3
     config.model.g_norm = "batch"
     config.model.g_upsample = "resize"

@@ -51,9 +51,14 @@ class ModelPair(NamedTuple):
     latent_dim: int
 
 
+def critic_width(model_config) -> int:
+    """Channels of the critic's first stage: `model.d_width`, or `model.width` if 0."""
+    return model_config.d_width or model_config.width
+
+
 def _discriminator(model_config) -> MultiHeadCritic:
     return MultiHeadCritic(
-        width=model_config.width,
+        width=critic_width(model_config),
         num_downsamples=model_config.num_upsamples,
         spectral_norm=model_config.d_spectral_norm,
         minibatch_std_group=model_config.d_minibatch_std_group,
@@ -138,6 +143,8 @@ def check_model_config(model_config, shape: VideoShape) -> None:
     for field in ("latent_dim", "width"):
         if model_config[field] < 1:
             raise VganError(f"model.{field} must be >= 1, got {model_config[field]}")
+    if model_config.d_width < 0:
+        raise VganError(f"model.d_width must be >= 0 (0: model.width), got {model_config.d_width}")
     if shape.channels not in (1, 3):
         raise VganError(f"data.channels must be 1 or 3, got {shape.channels}")
     plan_upsampling(shape.frames, shape.size, model_config.num_upsamples)
