@@ -32,6 +32,10 @@ model.d_image_frames    frames per clip the per-frame image critic head judges (
 model.d_dropout         dropout rate in the critic, before its dense logit, in training
                         steps only (0: off); masks are per sample, device-count invariant.
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
+model.remat             'none' | 'stage': rematerialise each generator and critic stage
+                        (the backward pass recomputes a stage's activations instead of
+                        storing them: less memory, ~1/3 more FLOPs); same parameters and
+                        numbers, so it can change on resume.
 data.name               dataset name (`vgan_jax.data.known_datasets()`).
 data.data_dir           where datasets are built/read (None: tfds default dir).
 data.resolution         frame height = width fed to the model.
@@ -54,6 +58,10 @@ train.weight_decay      decoupled weight decay (AdamW) for both networks, on par
                         with ndim >= 2 (kernels) only: norm scales and biases are not
                         decayed. 0 (Adam) and > 0 (AdamW) can't be switched on resume.
 train.ema_decay         EMA of generator weights, used for sampling.
+train.compute_dtype     'float32' | 'bfloat16': dtype of the convolutions and matmuls of
+                        both networks (mixed precision). Parameters, optimizer states, EMA,
+                        checkpoints, losses, R1 gradients, BatchNorm statistics,
+                        spectral-norm vectors and the non-finite guard stay float32.
 train.augment           frame-consistent DiffAugment policy for real and fake clips
                         before the critic: comma-separated 'translation', 'cutout',
                         'color' (= 'brightness,saturation,contrast', each also allowed
@@ -109,6 +117,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.d_image_frames = 8
     config.model.d_dropout = 0.0
     config.model.mask_l1_weight = 0.1
+    config.model.remat = "none"
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "moving_mnist_offline"
@@ -138,6 +147,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.d_beta2 = 0.999
     config.train.weight_decay = 0.0
     config.train.ema_decay = 0.999
+    config.train.compute_dtype = "float32"
     config.train.augment = ""
     config.train.augment_p = 1.0
     config.train.ada_target = 0.0

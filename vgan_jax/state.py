@@ -112,7 +112,7 @@ def video_shape_from_config(config) -> VideoShape:
 def build_gan(config) -> Gan:
     """The `Gan` described by `config` (model, data shape, train hyper-parameters)."""
     shape = video_shape_from_config(config)
-    pair: ModelPair = build_models(config.model, shape)
+    pair: ModelPair = build_models(config.model, shape, config.train.compute_dtype)
     t = config.train
     policy = check_augment_config(t)
     return Gan(

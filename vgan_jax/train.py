@@ -29,6 +29,7 @@ from vgan_jax.config import config_from_saved
 from vgan_jax.errors import VganError
 from vgan_jax.losses import get_loss
 from vgan_jax.models import check_model_config
+from vgan_jax.models.registry import check_compute_dtype
 from vgan_jax.parallel import check_batch_size, global_batch, make_mesh
 from vgan_jax.sampling import latents, make_generate_fn, make_standing_statistics_fn
 from vgan_jax.state import (
@@ -46,7 +47,8 @@ from vgan_jax.video_io import encode_gif, to_uint8, write_videos
 # values can't be resumed (train.* hyper-parameters may change between runs).
 _IDENTITY_FIELDS = ("model", "data.resolution", "data.frames", "data.channels")
 # Model fields that change training, not the parameters: free to change on resume.
-_RESUMABLE_MODEL_FIELDS = ("d_dropout",)
+# remat changes memory, not parameters or numbers: a run may resume with it toggled.
+_RESUMABLE_MODEL_FIELDS = ("d_dropout", "remat")
 
 
 class TrainingDiverged(VganError):
@@ -81,6 +83,7 @@ def check_config(config) -> None:
     """Every check that needs no compilation: names, sizes, batch split, steps."""
     data_lib.check_data_config(config.data)
     check_model_config(config.model, video_shape_from_config(config))
+    check_compute_dtype(config.train.compute_dtype)
     get_loss(config.train.loss)
     check_augment_config(config.train)
     for field in ("steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):

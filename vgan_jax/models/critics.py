@@ -25,6 +25,8 @@ head keeps motion and identity over time honest.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -34,6 +36,7 @@ from vgan_jax.models.layers import (
     MaybeSpectralConv,
     MaybeSpectralDense,
     minibatch_stddev,
+    stage,
 )
 
 # The Flax RNG stream a critic draws its random frame choices from; the train step
@@ -80,6 +83,9 @@ class CriticTrunk(nn.Module):
     `batch_axis`: see `minibatch_stddev` (the mesh axis the batch is split over).
     `dropout`: rate before the dense logit, used only with `train=True` (then the
     `dropout` RNG stream must be given).
+    `dtype`: compute dtype of the convolutions and the dense logit (None: float32);
+    parameters, spectral-norm vectors, the minibatch-std statistic and the returned
+    logits are float32. `remat`: 'stage' rematerialises each downsampling stage.
     """
 
     width: int
@@ -88,6 +94,8 @@ class CriticTrunk(nn.Module):
     minibatch_std_group: int
     time_axis: bool
     dropout: float = 0.0
+    dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(
@@ -98,23 +106,32 @@ class CriticTrunk(nn.Module):
         train: bool = False,
     ) -> jnp.ndarray:
         channels = self.width
+        if self.dtype is not None:
+            x = x.astype(self.dtype)  # before space-to-depth: half the bytes moved
         for _ in range(self.num_downsamples):
             factors = [2] * (x.ndim - 2)
             if self.time_axis and x.shape[1] % 2:
                 factors[0] = 1
-            x = Downsample(channels, tuple(factors), spectral_norm=self.spectral_norm)(
-                x, update_stats
-            )
-            x = nn.leaky_relu(x, 0.2)
+
+            def run(module, x, factors=tuple(factors), channels=channels):
+                x = Downsample(
+                    channels, factors, spectral_norm=self.spectral_norm, dtype=self.dtype
+                )(x, update_stats)
+                return nn.leaky_relu(x, 0.2)
+
+            x = stage(run, self.remat)(self, x)
             channels *= 2
         if self.minibatch_std_group > 1:
             x = minibatch_stddev(x, self.minibatch_std_group, batch_axis)
-        x = MaybeSpectralConv(channels, (3,) * (x.ndim - 2), self.spectral_norm)(x, update_stats)
+        x = MaybeSpectralConv(channels, (3,) * (x.ndim - 2), self.spectral_norm, self.dtype)(
+            x, update_stats
+        )
         x = nn.leaky_relu(x, 0.2)
         x = x.reshape(x.shape[0], -1)
         if train and self.dropout > 0:
             x = per_sample_dropout(x, self.dropout, self.make_rng(DROPOUT_RNG), batch_axis)
-        return MaybeSpectralDense(1, self.spectral_norm)(x, update_stats)[:, 0]
+        logits = MaybeSpectralDense(1, self.spectral_norm, self.dtype)(x, update_stats)[:, 0]
+        return logits.astype(jnp.float32)  # losses, R1 and ADA's r_t read float32
 
 
 def choose_frames(key: jax.Array, frames: int, count: int) -> jnp.ndarray:
@@ -152,6 +169,8 @@ class MultiHeadCritic(nn.Module):
     minibatch_std_group: int = 4
     image_frames: int = 0
     dropout: float = 0.0
+    dtype: Any = None  # compute dtype, see CriticTrunk
+    remat: str = "none"  # 'none' | 'stage', see CriticTrunk
 
     def _trunk(self, time_axis: bool, name: str) -> CriticTrunk:
         return CriticTrunk(
@@ -161,6 +180,8 @@ class MultiHeadCritic(nn.Module):
             self.minibatch_std_group,
             time_axis=time_axis,
             dropout=self.dropout,
+            dtype=self.dtype,
+            remat=self.remat,
             name=name,
         )
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.errors import VganError
-from vgan_jax.models.layers import Upsample, bias_before, norm_act
+from vgan_jax.models.layers import Upsample, bias_before, norm_act, stage
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,12 @@ class VideoTrunk(nn.Module):
     convolution at full resolution, which would cost the most and add nothing the
     stage before can't learn). Channels halve at every stage down to `width`.
 
-    Returns float32 pre-activation outputs `[batch, frames, size, size, out_channels]`.
+    `dtype`: compute dtype of the dense layer, convolutions and norms (None:
+    float32); parameters and normalisation statistics stay float32. `remat`:
+    'stage' rematerialises each upsampling stage (`layers.stage`).
+
+    Returns pre-activation outputs `[batch, frames, size, size, out_channels]`, in
+    `dtype` (float32 when None).
     """
 
     frames: int
@@ -82,6 +88,8 @@ class VideoTrunk(nn.Module):
     out_channels: int
     upsample: str = "resize"
     time_padding: str = "zeros"
+    dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -89,17 +97,25 @@ class VideoTrunk(nn.Module):
         t0, h0, w0 = plan.start
         channels = self.width * 2 ** (self.num_upsamples - 1)
         use_bias = bias_before(self.norm)
-        x = nn.Dense(t0 * h0 * w0 * channels, use_bias=use_bias)(z)
-        x = norm_act(x.reshape(z.shape[0], t0, h0, w0, channels), self.norm, train)
+        x = nn.Dense(t0 * h0 * w0 * channels, use_bias=use_bias, dtype=self.dtype)(z)
+        x = norm_act(x.reshape(z.shape[0], t0, h0, w0, channels), self.norm, train, self.dtype)
         edge_axes = (0,) if self.time_padding == "edge" else ()
-        upsample = functools.partial(Upsample, mode=self.upsample, edge_padded_axes=edge_axes)
-        for stage, tf in enumerate(plan.time_factors):
-            if stage == self.num_upsamples - 1:
-                return upsample(self.out_channels, (tf, 2, 2))(x)
-            channels //= 2
-            x = upsample(channels, (tf, 2, 2), use_bias=use_bias)(x)
-            x = norm_act(x, self.norm, train)
-        raise AssertionError("unreachable: num_upsamples >= 1")
+        upsample = functools.partial(
+            Upsample, mode=self.upsample, edge_padded_axes=edge_axes, dtype=self.dtype
+        )
+        for index, tf in enumerate(plan.time_factors):
+            last = index == self.num_upsamples - 1
+            if not last:
+                channels //= 2
+
+            def run(module, x, tf=tf, last=last, channels=channels):
+                if last:
+                    return upsample(self.out_channels, (tf, 2, 2))(x)
+                x = upsample(channels, (tf, 2, 2), use_bias=use_bias)(x)
+                return norm_act(x, self.norm, train, self.dtype)
+
+            x = stage(run, self.remat)(self, x)
+        return x
 
 
 class DCGANGenerator(nn.Module):
@@ -108,6 +124,8 @@ class DCGANGenerator(nn.Module):
     Call: `z` float32 `[batch, latent_dim]` -> video float32
     `[batch, frames, size, size, channels]` in [-1, 1]. `train=True` (the train
     step) uses and updates batch statistics; sampling uses their running averages.
+    `dtype` / `remat`: see `VideoTrunk`; the output is float32 either way (the
+    losses and R1 read it).
     """
 
     frames: int
@@ -118,6 +136,8 @@ class DCGANGenerator(nn.Module):
     norm: str = "batch"
     upsample: str = "resize"
     time_padding: str = "zeros"
+    dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -130,14 +150,16 @@ class DCGANGenerator(nn.Module):
             self.channels,
             self.upsample,
             self.time_padding,
+            self.dtype,
+            self.remat,
         )(z, train)
-        return jnp.tanh(x)
+        return jnp.tanh(x.astype(jnp.float32))
 
 
 class ImageGenerator(nn.Module):
     """`[n, latent]` -> images float32 `[n, size, size, channels]` in [-1, 1]: the DCGAN
     generator (dense -> `[s0, s0, c0]` -> 2x upsampling stages, the last emitting the
-    image)."""
+    image). `dtype` / `remat`: see `VideoTrunk`; the output is float32."""
 
     size: int
     channels: int
@@ -145,16 +167,24 @@ class ImageGenerator(nn.Module):
     num_upsamples: int
     norm: str
     upsample: str = "resize"
+    dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         start = self.size // 2**self.num_upsamples
         channels = self.width * 2 ** (self.num_upsamples - 1)
         use_bias = bias_before(self.norm)
-        x = nn.Dense(start * start * channels, use_bias=use_bias)(z)
-        x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm, train)
+        x = nn.Dense(start * start * channels, use_bias=use_bias, dtype=self.dtype)(z)
+        x = norm_act(x.reshape(z.shape[0], start, start, channels), self.norm, train, self.dtype)
+        upsample = functools.partial(Upsample, mode=self.upsample, dtype=self.dtype)
         for _ in range(self.num_upsamples - 1):
             channels //= 2
-            x = Upsample(channels, (2, 2), use_bias=use_bias, mode=self.upsample)(x)
-            x = norm_act(x, self.norm, train)
-        return jnp.tanh(Upsample(self.channels, (2, 2), mode=self.upsample)(x))
+
+            def run(module, x, channels=channels):
+                x = upsample(channels, (2, 2), use_bias=use_bias)(x)
+                return norm_act(x, self.norm, train, self.dtype)
+
+            x = stage(run, self.remat)(self, x)
+        x = stage(lambda module, x: upsample(self.channels, (2, 2))(x), self.remat)(self, x)
+        return jnp.tanh(x.astype(jnp.float32))

@@ -12,13 +12,25 @@ same layers are as fast as the strided forms, so one implementation serves all.
 
 All tensors are channels-last: `[batch, *spatial, channels]`, where `spatial` is
 `(time, height, width)` for video and `(height, width)` for images.
+
+Mixed precision: layers with a `dtype` attribute run their convolution / matmul in
+that dtype (None: the dtype of their inputs and float32 parameters, i.e. float32);
+parameters are always created float32 and cast at use, so gradients, optimizer
+states and checkpoints stay float32. Normalisation statistics, the minibatch
+standard deviation and spectral-norm power iteration are computed in float32
+whatever the compute dtype.
+
+Rematerialisation: `stage(fn, remat)` wraps one stage of a generator or critic in
+`nn.remat` (see there); parameter names are the same with and without it.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -296,6 +308,9 @@ class SameConv(nn.Module):
     repeating the edge instead of zeros. The generator pads time this way: with
     zeros, every stage sees "nothing happened" before the first and after the last
     frame, and stacked stages darken and blur the boundary frames.
+
+    `dtype`: the compute dtype (e.g. `jnp.bfloat16`): input, kernel and bias are cast
+    to it and the output has it; None keeps the input's. Parameters stay float32.
     """
 
     features: int
@@ -304,6 +319,7 @@ class SameConv(nn.Module):
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     use_bias: bool = True
     edge_padded_axes: Sequence[int] = ()
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -314,8 +330,37 @@ class SameConv(nn.Module):
             if self.use_bias
             else None
         )
+        if self.dtype is not None:
+            x = x.astype(self.dtype)
         y = same_conv(x, kernel, self.implementation, self.edge_padded_axes)
-        return y + bias if self.use_bias else y
+        return y + bias.astype(y.dtype) if self.use_bias else y
+
+
+# What `implementation="auto"` means, for every convolution of the library: None
+# (the default) follows the backend, im2col on CPU and `lax.conv` on GPU/TPU; "xla" or
+# "im2col" forces that path on any backend, "auto" is the same as None. The environment
+# variable VGAN_JAX_CONV (xla | im2col | auto) is read when this module attribute is
+# None. Both are read when a function is traced, so set them before the first call of
+# a jitted step (a cached trace keeps the path it was traced with). Tests use it to run
+# the accelerators' `lax.conv` path on CPU against the im2col path.
+CONV_IMPLEMENTATION: str | None = None
+CONV_IMPLEMENTATION_ENV = "VGAN_JAX_CONV"
+CONV_IMPLEMENTATIONS = ("auto", "xla", "im2col")
+
+
+def resolve_conv_implementation(implementation: str = "auto") -> str:
+    """'xla' or 'im2col': `implementation` unless it is 'auto', then the forced one
+    (`CONV_IMPLEMENTATION`, else $VGAN_JAX_CONV), else im2col on CPU, xla elsewhere."""
+    if implementation == "auto":
+        implementation = CONV_IMPLEMENTATION or os.environ.get(CONV_IMPLEMENTATION_ENV) or "auto"
+    if implementation not in CONV_IMPLEMENTATIONS:
+        raise ValueError(
+            f"unknown convolution implementation {implementation!r} (layers.CONV_IMPLEMENTATION"
+            f" or ${CONV_IMPLEMENTATION_ENV}); known: {', '.join(CONV_IMPLEMENTATIONS)}"
+        )
+    if implementation == "auto":
+        return "im2col" if jax.default_backend() == "cpu" else "xla"
+    return implementation
 
 
 def same_conv(
@@ -328,10 +373,11 @@ def same_conv(
     """The convolution of `SameConv` as a function of its kernel (see there):
     `x` `[b, *spatial, c_in]`, `kernel` `[*k, c_in, c_out]` -> `[b, *spatial, c_out]`
     ('SAME'), or with explicit per-axis `(low, high)` padding, `n + low + high - k + 1`
-    positions per axis."""
+    positions per axis. Runs in `x`'s dtype (the kernel is cast to it), so a caller
+    picks the compute dtype by casting its input."""
     kernel_size = kernel.shape[:-2]
-    if implementation == "auto":
-        implementation = "im2col" if jax.default_backend() == "cpu" else "xla"
+    kernel = kernel.astype(x.dtype)
+    implementation = resolve_conv_implementation(implementation)
     padding = _same_padding(kernel_size) if padding is None else list(padding)
     if implementation == "im2col":
         return _conv_im2col(x, kernel, padding, edge_padded_axes)
@@ -356,30 +402,35 @@ class MaybeSpectralConv(nn.Module):
     """A stride-1 'SAME' convolution, spectrally normalised when asked.
 
     The spectral-norm power-iteration vector lives in the `spectral` collection,
-    which the train step threads through `TrainState.d_state`.
+    which the train step threads through `TrainState.d_state`. Power iteration runs
+    on the float32 kernel; the normalised kernel is then cast to `dtype` (see
+    `SameConv`) by the convolution.
     """
 
     features: int
     kernel_size: Sequence[int]
     spectral_norm: bool = False
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
-        conv = SameConv(self.features, tuple(self.kernel_size))
+        conv = SameConv(self.features, tuple(self.kernel_size), dtype=self.dtype)
         if self.spectral_norm:
             return nn.SpectralNorm(conv, collection_name="spectral")(x, update_stats=update_stats)
         return conv(x)
 
 
 class MaybeSpectralDense(nn.Module):
-    """A dense layer, spectrally normalised when asked (see `MaybeSpectralConv`)."""
+    """A dense layer, spectrally normalised when asked (see `MaybeSpectralConv`);
+    its matmul runs in `dtype` (None: the input's)."""
 
     features: int
     spectral_norm: bool = False
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
-        dense = nn.Dense(self.features)
+        dense = nn.Dense(self.features, dtype=self.dtype)
         if self.spectral_norm:
             return nn.SpectralNorm(dense, collection_name="spectral")(x, update_stats=update_stats)
         return dense(x)
@@ -417,7 +468,8 @@ class Upsample(nn.Module):
     within ~100 steps; resize mode can't paint one, having a single kernel.
 
     The bias is one per output feature, added after depth-to-space, for the same
-    reason."""
+    reason. `dtype`: compute dtype of the convolution and of the output (None: the
+    input's); parameters stay float32."""
 
     features: int
     factors: Sequence[int]
@@ -425,11 +477,14 @@ class Upsample(nn.Module):
     use_bias: bool = True
     mode: str = "resize"
     edge_padded_axes: Sequence[int] = ()  # see `SameConv`
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         block = math.prod(self.factors)
         kernel_size = (self.kernel,) * len(self.factors)
+        if self.dtype is not None:
+            x = x.astype(self.dtype)
         if self.mode == "resize":
             kernel = self.param(
                 "kernel", _LECUN_NORMAL, (*kernel_size, x.shape[-1], self.features)
@@ -442,10 +497,12 @@ class Upsample(nn.Module):
                 kernel_init=icnr(block),
                 use_bias=False,
                 edge_padded_axes=self.edge_padded_axes,
+                dtype=self.dtype,
             )(x)
         x = depth_to_space(x, self.factors)
         if self.use_bias:
-            x = x + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            x = x + bias.astype(x.dtype)
         return x
 
 
@@ -457,18 +514,19 @@ class Downsample(nn.Module):
     `[b, *spatial, c_in]` -> `[b, *(s // f), features]`.
 
     With factor 2 and the default 2-tap kernel this is exactly a 4-tap, stride-2
-    convolution (the DCGAN critic's layer), at the same FLOPs."""
+    convolution (the DCGAN critic's layer), at the same FLOPs. `dtype`: see `SameConv`."""
 
     features: int
     factors: Sequence[int]
     kernel: int = 2
     spectral_norm: bool = False
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, update_stats: bool = False) -> jnp.ndarray:
         x = space_to_depth(x, self.factors)
         return MaybeSpectralConv(
-            self.features, (self.kernel,) * len(self.factors), self.spectral_norm
+            self.features, (self.kernel,) * len(self.factors), self.spectral_norm, self.dtype
         )(x, update_stats)
 
 
@@ -477,7 +535,7 @@ class Downsample(nn.Module):
 BATCH_NORM_MOMENTUM = 0.99
 
 
-def normalization(kind: str, channels: int, train: bool) -> nn.Module | None:
+def normalization(kind: str, channels: int, train: bool, dtype: Any = None) -> nn.Module | None:
     """Generator normalisation.
 
     'batch' (the default, as in DCGAN): BatchNorm whose training statistics are
@@ -487,18 +545,23 @@ def normalization(kind: str, channels: int, train: bool) -> nn.Module | None:
     per-sample norms below, the default preset collapsed within 250 steps. Sampling
     (`train=False`) uses the running averages, so a sample never depends on the
     rest of its batch. 'group' / 'layer' normalise each sample alone; 'none'.
+
+    `dtype`: the output dtype (None: inferred, float32). Flax computes the mean and
+    variance in at least float32 whatever it is, and keeps the running averages
+    float32, so a bfloat16 generator's statistics are float32.
     """
     if kind == "batch":
         return nn.BatchNorm(
             use_running_average=not train,
             momentum=BATCH_NORM_MOMENTUM,
             axis_name=DATA_AXIS if train else None,
+            dtype=dtype,
         )
     if kind == "group":
         # Up to 16 groups; gcd keeps it a divisor of any channel count.
-        return nn.GroupNorm(num_groups=math.gcd(channels, 16))
+        return nn.GroupNorm(num_groups=math.gcd(channels, 16), dtype=dtype)
     if kind == "layer":
-        return nn.LayerNorm()
+        return nn.LayerNorm(dtype=dtype)
     if kind == "none":
         return None
     raise ValueError(f"unknown normalization {kind!r}; known: {', '.join(GENERATOR_NORMS)}")
@@ -517,15 +580,17 @@ def minibatch_stddev(x: jnp.ndarray, group_size: int, axis_name: str | None = No
     all-gathered over `axis_name` inside shard_map), so 1 and N devices agree.
 
     Args:
-      x: float32 `[local_batch, *spatial, channels]`.
+      x: `[local_batch, *spatial, channels]`, float32 or a reduced compute dtype.
       group_size: samples per group (reduced to divide the global batch).
       axis_name: the mesh axis the batch is split over, or None outside shard_map.
 
     Returns:
-      float32 `[local_batch, *spatial, channels + 1]`.
+      `[local_batch, *spatial, channels + 1]`, `x`'s dtype; the statistic itself is
+      computed in float32 (a bfloat16 variance of near-equal fakes would round to 0).
     """
     local = x.shape[0]
     full = jax.lax.all_gather(x, axis_name, axis=0, tiled=True) if axis_name else x
+    full = full.astype(jnp.float32)
     total = full.shape[0]
     group = math.gcd(group_size, total)
     # Sample i is in group i % (total // group), as in StyleGAN.
@@ -537,7 +602,7 @@ def minibatch_stddev(x: jnp.ndarray, group_size: int, axis_name: str | None = No
         start = jax.lax.axis_index(axis_name) * local
         per_sample = jax.lax.dynamic_slice_in_dim(per_sample, start, local)
     feature = jnp.broadcast_to(per_sample.reshape(local, *(1,) * (x.ndim - 1)), (*x.shape[:-1], 1))
-    return jnp.concatenate([x, feature], axis=-1)
+    return jnp.concatenate([x, feature.astype(x.dtype)], axis=-1)
 
 
 def bias_before(kind: str) -> bool:
@@ -547,12 +612,33 @@ def bias_before(kind: str) -> bool:
     return kind != "batch"
 
 
-def norm_act(x: jnp.ndarray, kind: str, train: bool) -> jnp.ndarray:
+def norm_act(x: jnp.ndarray, kind: str, train: bool, dtype: Any = None) -> jnp.ndarray:
     """Normalisation then LeakyReLU(0.2), as in the DCGAN generator stages.
 
     With `kind='batch'` and `train=True` this must run inside `shard_map` over the
-    `data` axis (the train step does)."""
-    norm = normalization(kind, x.shape[-1], train)
+    `data` axis (the train step does). `dtype`: see `normalization`."""
+    norm = normalization(kind, x.shape[-1], train, dtype)
     if norm is not None:
         x = norm(x)
     return nn.leaky_relu(x, 0.2)
+
+
+REMAT_MODES = ("none", "stage")
+
+
+def stage(fn: Callable[..., Any], remat: str) -> Callable[..., Any]:
+    """`fn(module, x) -> y`, one generator or critic stage, rematerialised when `remat`
+    is 'stage' (`nn.remat`: the backward pass recomputes the stage's intermediates
+    from its input instead of keeping them; memory per stage drops to its input, for
+    about one more forward pass of FLOPs). 'none': `fn` itself.
+
+    `fn` builds its layers inside (they become children of `module` with the names
+    they would have without remat, so checkpoints are interchangeable); pass every
+    Python value it needs (train flags, sizes) through its closure, not as arguments,
+    so none of them is traced.
+    """
+    if remat == "none":
+        return fn
+    if remat == "stage":
+        return nn.remat(fn)
+    raise ValueError(f"unknown remat mode {remat!r}; known: {', '.join(REMAT_MODES)}")

@@ -7,19 +7,24 @@ paper) and register a builder here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from vgan_jax.errors import VganError
 from vgan_jax.models.critics import MultiHeadCritic
 from vgan_jax.models.dcgan import DCGANGenerator, plan_upsampling
-from vgan_jax.models.layers import GENERATOR_NORMS, UPSAMPLING_MODES
+from vgan_jax.models.layers import GENERATOR_NORMS, REMAT_MODES, UPSAMPLING_MODES
 from vgan_jax.models.tgan import TGANGenerator
 from vgan_jax.models.vgan import VGANGenerator
 
 TIME_PADDINGS = ("zeros", "edge")
+# `train.compute_dtype` -> the modules' `dtype`: None for float32, so a float32 model
+# runs exactly the code it ran before mixed precision existed.
+COMPUTE_DTYPES: dict[str, Any] = {"float32": None, "bfloat16": jnp.bfloat16}
 
 
 class VideoShape(NamedTuple):
@@ -111,6 +116,33 @@ def known_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def check_compute_dtype(name: str) -> Any:
+    """The modules' `dtype` for `train.compute_dtype` `name` (None for float32)."""
+    if name not in COMPUTE_DTYPES:
+        raise VganError(
+            f"unknown train.compute_dtype {name!r}; known: {', '.join(COMPUTE_DTYPES)}"
+        )
+    return COMPUTE_DTYPES[name]
+
+
+def _with_precision(module: nn.Module, role: str, model: str, dtype: Any, remat: str):
+    """`module` with its `dtype` and `remat` fields set (every generator and critic
+    should have both); a module without one is refused only if it was asked for."""
+    fields = {f.name for f in dataclasses.fields(module)}
+    updates = {}
+    for field, value, default in (("dtype", dtype, None), ("remat", remat, "none")):
+        if field in fields:
+            if getattr(module, field) != value:
+                updates[field] = value
+        elif value != default:
+            setting = "train.compute_dtype" if field == "dtype" else "model.remat"
+            raise VganError(
+                f"model {model!r}: its {role} has no {field!r} field, so {setting} can't be "
+                f"changed from its default for it"
+            )
+    return module.clone(**updates) if updates else module
+
+
 def check_model_config(model_config, shape: VideoShape) -> None:
     """Raises `VganError` for anything the model can't be built with; cheap, no tracing."""
     if model_config.name not in _BUILDERS:
@@ -140,6 +172,9 @@ def check_model_config(model_config, shape: VideoShape) -> None:
             f"unknown model.g_time_padding {model_config.g_time_padding!r}; known: "
             f"{', '.join(TIME_PADDINGS)}"
         )
+    remat = model_config.get("remat", "none")
+    if remat not in REMAT_MODES:
+        raise VganError(f"unknown model.remat {remat!r}; known: {', '.join(REMAT_MODES)}")
     for field in ("latent_dim", "width"):
         if model_config[field] < 1:
             raise VganError(f"model.{field} must be >= 1, got {model_config[field]}")
@@ -150,7 +185,22 @@ def check_model_config(model_config, shape: VideoShape) -> None:
     plan_upsampling(shape.frames, shape.size, model_config.num_upsamples)
 
 
-def build_models(model_config, shape: VideoShape) -> ModelPair:
-    """The (generator, discriminator) pair named by `model_config.name` for `shape`."""
+def build_models(
+    model_config, shape: VideoShape, compute_dtype: str = "float32"
+) -> ModelPair:
+    """The (generator, discriminator) pair named by `model_config.name` for `shape`.
+
+    `compute_dtype` ('float32' | 'bfloat16', `train.compute_dtype`) and
+    `model_config.remat` ('none' | 'stage') become both modules' `dtype` and `remat`
+    fields; parameters are float32 either way, so the parameter trees (and
+    checkpoints) do not depend on them."""
     check_model_config(model_config, shape)
-    return _BUILDERS[model_config.name](model_config, shape)
+    dtype = check_compute_dtype(compute_dtype)
+    remat = model_config.get("remat", "none")
+    pair = _BUILDERS[model_config.name](model_config, shape)
+    return pair._replace(
+        generator=_with_precision(pair.generator, "generator", model_config.name, dtype, remat),
+        discriminator=_with_precision(
+            pair.discriminator, "discriminator", model_config.name, dtype, remat
+        ),
+    )

@@ -15,6 +15,8 @@ shared `critics.MultiHeadCritic`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -34,28 +36,34 @@ def time_doublings(frames: int, max_doublings: int = 4) -> int:
 
 class TemporalGenerator(nn.Module):
     """`z0` float32 `[batch, latent]` -> per-frame latents float32 `[batch, frames, latent]`
-    in [-1, 1] (tanh, as in TGAN): dense -> `[t0, c]` -> 1D 2x upsampling stages."""
+    in [-1, 1] (tanh, as in TGAN): dense -> `[t0, c]` -> 1D 2x upsampling stages.
+    `dtype`: compute dtype of its matmuls and convolutions (None: float32). Not
+    rematerialised: its activations are `frames x width` per clip, next to nothing."""
 
     frames: int
     latent_dim: int
     width: int
     norm: str
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, z0: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         doublings = time_doublings(self.frames)
         t0 = self.frames // 2**doublings
         use_bias = bias_before(self.norm)
-        x = nn.Dense(t0 * self.width, use_bias=use_bias)(z0)
-        x = norm_act(x.reshape(z0.shape[0], t0, self.width), self.norm, train)
+        x = nn.Dense(t0 * self.width, use_bias=use_bias, dtype=self.dtype)(z0)
+        x = norm_act(x.reshape(z0.shape[0], t0, self.width), self.norm, train, self.dtype)
         for _ in range(doublings):
-            x = norm_act(Upsample(self.width, (2,), use_bias=use_bias)(x), self.norm, train)
-        return jnp.tanh(nn.Dense(self.latent_dim)(x))
+            x = Upsample(self.width, (2,), use_bias=use_bias, dtype=self.dtype)(x)
+            x = norm_act(x, self.norm, train, self.dtype)
+        return jnp.tanh(nn.Dense(self.latent_dim, dtype=self.dtype)(x).astype(jnp.float32))
 
 
 class TGANGenerator(nn.Module):
     """Call: `z` float32 `[batch, latent_dim]` -> video float32
-    `[batch, frames, size, size, channels]` in [-1, 1]."""
+    `[batch, frames, size, size, channels]` in [-1, 1]. `dtype`: compute dtype of both
+    generators (None: float32); `remat`: 'stage' rematerialises the image generator's
+    stages (see `dcgan.VideoTrunk`)."""
 
     frames: int
     size: int
@@ -66,6 +74,8 @@ class TGANGenerator(nn.Module):
     norm: str = "batch"
     upsample: str = "resize"
     temporal_width: int = 256
+    dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -76,11 +86,18 @@ class TGANGenerator(nn.Module):
             )
         batch = z.shape[0]
         frame_latents = TemporalGenerator(
-            self.frames, self.latent_dim, self.temporal_width, self.norm
+            self.frames, self.latent_dim, self.temporal_width, self.norm, self.dtype
         )(z, train)
         content = jnp.broadcast_to(z[:, None], (batch, self.frames, z.shape[-1]))
         per_frame = jnp.concatenate([content, frame_latents], axis=-1)
         images = ImageGenerator(
-            self.size, self.channels, self.width, self.num_upsamples, self.norm, self.upsample
+            self.size,
+            self.channels,
+            self.width,
+            self.num_upsamples,
+            self.norm,
+            self.upsample,
+            self.dtype,
+            self.remat,
         )(per_frame.reshape(batch * self.frames, -1), train)
         return images.reshape(batch, self.frames, *images.shape[1:])

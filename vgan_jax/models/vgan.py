@@ -11,6 +11,8 @@ loss. The critic is the same 3D-conv discriminator as DCGAN's.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -23,6 +25,8 @@ class VGANGenerator(nn.Module):
     Call: `z` float32 `[batch, latent_dim]` -> video float32
     `[batch, frames, size, size, channels]` in [-1, 1]. With
     `return_streams=True` also returns `(foreground, background, mask)`.
+    `dtype` / `remat`: both streams' compute dtype and stage rematerialisation (see
+    `dcgan.VideoTrunk`); the composition, the mask penalty and the output are float32.
     """
 
     frames: int
@@ -34,6 +38,8 @@ class VGANGenerator(nn.Module):
     upsample: str = "resize"
     time_padding: str = "zeros"
     mask_l1_weight: float = 0.1
+    dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False, return_streams: bool = False):
@@ -47,11 +53,20 @@ class VGANGenerator(nn.Module):
             self.channels + 1,
             self.upsample,
             self.time_padding,
-        )(z, train)
+            self.dtype,
+            self.remat,
+        )(z, train).astype(jnp.float32)
         foreground = jnp.tanh(x[..., : self.channels])
         mask = nn.sigmoid(x[..., self.channels :])
         background = ImageGenerator(
-            self.size, self.channels, self.width, self.num_upsamples, self.norm, self.upsample
+            self.size,
+            self.channels,
+            self.width,
+            self.num_upsamples,
+            self.norm,
+            self.upsample,
+            self.dtype,
+            self.remat,
         )(z, train)[:, None]
         video = mask * foreground + (1.0 - mask) * background
         if self.mask_l1_weight:
