@@ -46,9 +46,9 @@ def test_generator_and_discriminator_shapes_and_ranges(name, shape):
     d_vars = pair.discriminator.init(rngs, video)
     heads = pair.discriminator.apply(d_vars, video, rngs=rngs)
     assert set(heads) == {"video", "image"}
-    # One logit per clip from the video head, one per judged frame from the image head.
+    # One logit per clip from each head (the image head averages its frames).
     assert heads["video"].shape == (3,)
-    assert heads["image"].shape == (3, 2)
+    assert heads["image"].shape == (3,)
     for logits in heads.values():
         assert np.all(np.isfinite(np.asarray(logits)))
 
