@@ -23,6 +23,9 @@ model.g_norm            'batch' | 'group' | 'layer' | 'none': generator normalis
                         the same numbers; sampling uses its running averages).
 model.g_upsample        'resize' | 'subpixel': how generator stages upsample (see
                         `layers.Upsample`; 'subpixel' paints a lattice, kept to compare).
+model.g_output_conv     dcgan: channels of a full-resolution 3x3x3 output convolution
+                        after the last upsampling stage (0: the last stage emits the
+                        video, as in DCGAN). See `dcgan.VideoTrunk`.
 model.g_time_padding    'zeros' | 'edge': how generator convolutions pad time ('edge'
                         repeats the first/last frame, so boundary frames are not darkened).
 model.d_spectral_norm   spectral normalisation of discriminator layers.
@@ -112,6 +115,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.g_norm = "batch"
     config.model.g_upsample = "resize"
     config.model.g_time_padding = "edge"
+    config.model.g_output_conv = 0
     config.model.d_spectral_norm = True
     config.model.d_minibatch_std_group = 4
     config.model.d_image_frames = 8

@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.errors import VganError
-from vgan_jax.models.layers import Upsample, bias_before, norm_act, stage
+from vgan_jax.models.layers import SameConv, Upsample, bias_before, norm_act, stage
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,13 @@ class VideoTrunk(nn.Module):
     convolution at full resolution, which would cost the most and add nothing the
     stage before can't learn). Channels halve at every stage down to `width`.
 
+    `output_conv` > 0 changes that: the last stage emits `output_conv` channels
+    (normalised, LeakyReLU) and a 3x3x3 stride-1 convolution at full resolution
+    emits the output. Every output pixel then mixes its neighbours at full
+    resolution, instead of each 2x2 sub-pixel phase having its own low-resolution
+    kernel (FVD@256 of `default`-like runs: 233 -> 198 with 8 channels, one run
+    each). Cheap with few channels (8: +8% FLOPs for the `default` step).
+
     `dtype`: compute dtype of the dense layer, convolutions and norms (None:
     float32); parameters and normalisation statistics stay float32. `remat`:
     'stage' rematerialises each upsampling stage (`layers.stage`).
@@ -90,6 +97,7 @@ class VideoTrunk(nn.Module):
     time_padding: str = "zeros"
     dtype: Any = None
     remat: str = "none"
+    output_conv: int = 0
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -109,6 +117,12 @@ class VideoTrunk(nn.Module):
                 channels //= 2
 
             def run(module, x, tf=tf, last=last, channels=channels):
+                if last and self.output_conv:
+                    x = upsample(self.output_conv, (tf, 2, 2), use_bias=use_bias)(x)
+                    x = norm_act(x, self.norm, train, self.dtype)
+                    return SameConv(
+                        self.out_channels, (3, 3, 3), edge_padded_axes=edge_axes, dtype=self.dtype
+                    )(x)
                 if last:
                     return upsample(self.out_channels, (tf, 2, 2))(x)
                 x = upsample(channels, (tf, 2, 2), use_bias=use_bias)(x)
@@ -138,6 +152,7 @@ class DCGANGenerator(nn.Module):
     time_padding: str = "zeros"
     dtype: Any = None
     remat: str = "none"
+    output_conv: int = 0
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -152,6 +167,7 @@ class DCGANGenerator(nn.Module):
             self.time_padding,
             self.dtype,
             self.remat,
+            self.output_conv,
         )(z, train)
         return jnp.tanh(x.astype(jnp.float32))
 

@@ -87,7 +87,9 @@ def _generator_kwargs(model_config, shape: VideoShape) -> dict:
 
 
 def _build_dcgan(model_config, shape: VideoShape) -> ModelPair:
-    generator = DCGANGenerator(**_generator_kwargs(model_config, shape))
+    generator = DCGANGenerator(
+        **_generator_kwargs(model_config, shape), output_conv=model_config.g_output_conv
+    )
     return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
 
 
@@ -178,6 +180,10 @@ def check_model_config(model_config, shape: VideoShape) -> None:
     for field in ("latent_dim", "width"):
         if model_config[field] < 1:
             raise VganError(f"model.{field} must be >= 1, got {model_config[field]}")
+    if model_config.g_output_conv < 0:
+        raise VganError(
+            f"model.g_output_conv must be >= 0 (0: off), got {model_config.g_output_conv}"
+        )
     if model_config.d_width < 0:
         raise VganError(f"model.d_width must be >= 0 (0: model.width), got {model_config.d_width}")
     if shape.channels not in (1, 3):
