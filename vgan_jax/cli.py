@@ -2,6 +2,7 @@
 
   vgan-jax train  --config=default|FILE.py [--config.train.steps=200] --workdir=DIR
   vgan-jax sample --workdir DIR --num 16 --seed 0 --out samples.gif|.mp4|.npy|.png
+                  [--label N] [--frames T]
   vgan-jax eval   --workdir DIR [--num_videos N] [--baselines] [--json]
   vgan-jax fvd    A B [--json]
   vgan-jax prepare DATASET --data_dir DIR [...]
@@ -60,6 +61,20 @@ def _add_sample(subparsers) -> None:
         default=None,
         help=".png only: integer nearest-neighbour upscale of each frame "
         "(default: the smallest making a frame at least 64 px tall)",
+    )
+    p.add_argument(
+        "--label",
+        type=int,
+        default=None,
+        help="class-conditional runs: the class of every sample, in [0, model.num_classes) "
+        "(default: sample i gets class i %% num_classes)",
+    )
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="frames per video (default: the trained length); recurrent models (mocogan, "
+        "dvdgan) unroll past the length they were trained with",
     )
     p.add_argument(
         "--interpolate_to",
@@ -155,9 +170,15 @@ def _run_sample(args) -> int:
     from vgan_jax import sampling
 
     if args.interpolate_to is not None:
-        videos = sampling.interpolate(args.workdir, args.seed, args.interpolate_to, steps=args.num)
+        if args.frames is not None:
+            raise VganError("--frames does not apply to --interpolate_to")
+        videos = sampling.interpolate(
+            args.workdir, args.seed, args.interpolate_to, steps=args.num, label=args.label
+        )
     else:
-        videos = sampling.sample(args.workdir, num=args.num, seed=args.seed)
+        videos = sampling.sample(
+            args.workdir, num=args.num, seed=args.seed, labels=args.label, frames=args.frames
+        )
     if strip:
         # Frame indices are checked against the clips' T here (one line, valid range).
         write_frame_strip(args.out, videos, **strip)

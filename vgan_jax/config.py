@@ -31,10 +31,18 @@ model.g_time_padding    'zeros' | 'edge': how generator convolutions pad time ('
 model.d_spectral_norm   spectral normalisation of discriminator layers.
 model.d_minibatch_std_group  samples per minibatch-std group in the critic (0/1: off).
 model.d_image_frames    frames per clip the per-frame image critic head judges (drawn at
-                        random each step; 0: video head only, >= frames: all frames).
+                        random each step; 0: video head only, >= frames: all frames;
+                        dvdgan: k of its spatial critic, >= 1).
 model.d_dropout         dropout rate in the critic, before its dense logit, in training
                         steps only (0: off); masks are per sample, device-count invariant.
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
+model.motion_dim        MoCoGAN only: size of the motion code, the GRU state and its
+                        per-frame noise (the official code's dim_z_motion, 10); z is
+                        [content (latent_dim); GRU initial state (motion_dim)].
+model.num_classes       0: unconditional. > 0: class-conditional on the data's labels
+                        (in [0, num_classes)): the generator takes a label (an embedding
+                        concatenated to z; MoCoGAN a one-hot code; DVD-GAN conditional
+                        BatchNorm) and every critic head gets a projection term.
 model.remat             'none' | 'stage': rematerialise each generator and critic stage
                         (the backward pass recomputes a stage's activations instead of
                         storing them: less memory, ~1/3 more FLOPs); same parameters and
@@ -51,6 +59,8 @@ data.flip               random horizontal flip (the same for every frame of a cl
 data.short_videos       'pad' (repeat the last frame) | 'skip' videos shorter than a clip.
 data.num_train_clips    built-in Moving MNIST: clips in the train split.
 data.num_test_clips     built-in Moving MNIST: clips in the test split.
+data.num_digits         built-in Moving MNIST: digits per clip (2, as Srivastava et al.;
+                        1: one digit whose class is the clip's label, to see conditioning).
 data.worker_count       grain worker processes (0: in the main process).
 train.steps             optimisation steps (one D and one G update each).
 train.batch_size        global batch; must divide by the number of devices.
@@ -61,6 +71,12 @@ train.weight_decay      decoupled weight decay (AdamW) for both networks, on par
                         with ndim >= 2 (kernels) only: norm scales and biases are not
                         decayed. 0 (Adam) and > 0 (AdamW) can't be switched on resume.
 train.ema_decay         EMA of generator weights, used for sampling.
+train.d_singular_value_clip_every  TGAN's singular value clipping (Saito et al. 2017):
+                        every N steps, after the D update, every critic weight with
+                        ndim >= 2 (reshaped to [-1, out]) gets its singular values
+                        clipped to <= 1 and any critic BatchNorm scale clamped to
+                        [0.01, 1] x its running std. 0: off. The paper: 5, with
+                        train.loss=wasserstein and model.d_spectral_norm=False.
 train.compute_dtype     'float32' | 'bfloat16': dtype of the convolutions and matmuls of
                         both networks (mixed precision). Parameters, optimizer states, EMA,
                         checkpoints, losses, R1 gradients, BatchNorm statistics,
@@ -121,6 +137,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.d_image_frames = 8
     config.model.d_dropout = 0.0
     config.model.mask_l1_weight = 0.1
+    config.model.motion_dim = 10
+    config.model.num_classes = 0
     config.model.remat = "none"
 
     config.data = ml_collections.ConfigDict()
@@ -136,6 +154,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.short_videos = "pad"
     config.data.num_train_clips = 10000
     config.data.num_test_clips = 1000
+    config.data.num_digits = 2
     config.data.worker_count = 0
 
     config.train = ml_collections.ConfigDict()
@@ -151,6 +170,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.d_beta2 = 0.999
     config.train.weight_decay = 0.0
     config.train.ema_decay = 0.999
+    config.train.d_singular_value_clip_every = 0
     config.train.compute_dtype = "float32"
     config.train.augment = ""
     config.train.augment_p = 1.0

@@ -74,6 +74,28 @@ class Gan:
     augment_p: float = 1.0
     ada_target: float = 0.0
     ada_kimg: float = 2.0
+    # What the model takes besides z (see `ModelPair`): labels when num_classes > 0,
+    # per-frame noise when frame_noise_dim > 0; variable_length: sampled at any length.
+    num_classes: int = 0
+    frame_noise_dim: int = 0
+    variable_length: bool = False
+    # TGAN's singular value clipping of the critic every N steps (0: off), see vgan_jax.svc.
+    d_singular_value_clip_every: int = 0
+
+    def generator_inputs(self, labels: jax.Array, frame_noise: jax.Array) -> dict:
+        """The keyword arguments the generator takes besides z: `labels` int32 `[batch]`
+        for a conditional model, `frame_noise` float32 `[batch, frames, dim]` for one
+        with per-frame noise; arguments the model does not take are dropped."""
+        kwargs = {}
+        if self.num_classes:
+            kwargs["labels"] = labels
+        if self.frame_noise_dim:
+            kwargs["frame_noise"] = frame_noise
+        return kwargs
+
+    def critic_inputs(self, labels: jax.Array) -> dict:
+        """`{"labels": labels}` for a conditional critic, else `{}`."""
+        return {"labels": labels} if self.num_classes else {}
 
     @property
     def adaptive(self) -> bool:
@@ -129,6 +151,10 @@ def build_gan(config) -> Gan:
         augment_p=float(t.augment_p),
         ada_target=float(t.ada_target),
         ada_kimg=float(t.ada_kimg),
+        num_classes=pair.num_classes,
+        frame_noise_dim=pair.frame_noise_dim,
+        variable_length=pair.variable_length,
+        d_singular_value_clip_every=int(t.d_singular_value_clip_every),
     )
 
 
@@ -157,12 +183,16 @@ def _init_state(gan: Gan, seed: int) -> TrainState:
     rng = jax.random.PRNGKey(seed)
     g_key, d_key, train_key = jax.random.split(rng, 3)
     z = jnp.zeros((1, gan.latent_dim), jnp.float32)
-    g_variables = gan.generator.init(g_key, z)
+    labels = jnp.zeros((1,), jnp.int32)
+    frame_noise = jnp.zeros((1, gan.video_shape.frames, gan.frame_noise_dim), jnp.float32)
+    g_variables = gan.generator.init(g_key, z, **gan.generator_inputs(labels, frame_noise))
     g_params = g_variables["params"]
     # `losses` holds what init sowed (auxiliary losses); it is per call, not state.
     g_state = {k: v for k, v in g_variables.items() if k not in ("params", "losses")}
     video = jnp.zeros((1, *gan.video_shape.as_array_shape()), jnp.float32)
-    d_variables = gan.discriminator.init({"params": d_key, FRAMES_RNG: d_key}, video)
+    d_variables = gan.discriminator.init(
+        {"params": d_key, FRAMES_RNG: d_key}, video, **gan.critic_inputs(labels)
+    )
     d_params = d_variables["params"]
     d_state = {k: v for k, v in d_variables.items() if k != "params"}
     return TrainState(

@@ -31,7 +31,7 @@ from vgan_jax.losses import get_loss
 from vgan_jax.models import check_model_config
 from vgan_jax.models.registry import check_compute_dtype
 from vgan_jax.parallel import check_batch_size, global_batch, make_mesh
-from vgan_jax.sampling import latents, make_generate_fn, make_standing_statistics_fn
+from vgan_jax.sampling import make_generate_fn, make_standing_statistics_fn, sampling_inputs
 from vgan_jax.state import (
     abstract_train_state,
     build_gan,
@@ -91,6 +91,27 @@ def check_config(config) -> None:
             raise VganError(f"train.{field} must be >= 1, got {config.train[field]}")
     if config.train.num_sample_videos < 1:
         raise VganError("train.num_sample_videos must be >= 1")
+
+
+def check_class_labels(config) -> None:
+    """A class-conditional model (`model.num_classes` > 0) needs a dataset whose labels
+    are all below `model.num_classes`; raises `VganError` otherwise (before compiling:
+    out-of-range labels inside the step would only show up as NaNs)."""
+    wanted = config.model.num_classes
+    if not wanted:
+        return
+    _, info = data_lib.open_source(config.data, "train")
+    available = int(info.get("num_classes") or 0)
+    if available < 1:
+        raise VganError(
+            f"dataset {config.data.name!r} has no class labels, so it can't train a "
+            f"conditional model (model.num_classes={wanted}); use --config.model.num_classes=0"
+        )
+    if available > wanted:
+        raise VganError(
+            f"dataset {config.data.name!r} has {available} classes but model.num_classes is "
+            f"{wanted}; use --config.model.num_classes={available}"
+        )
 
 
 def check_workdir(workdir: str) -> None:
@@ -211,6 +232,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     """
     check_config(config)
     check_workdir(workdir)
+    check_class_labels(config)
     mesh = make_mesh(config.mesh.num_devices)
     check_batch_size(config.train.batch_size, mesh)
     checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints)
@@ -239,7 +261,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     train_step = make_train_step(gan, mesh)
     generate = make_generate_fn(gan)
     standing_statistics = make_standing_statistics_fn(gan)
-    sample_z = latents(config.seed + 1, config.train.num_sample_videos, gan.latent_dim)
+    # z (and labels i % num_classes, per-frame noise) for the grid; fixed over the run.
+    sample_inputs = sampling_inputs(gan, config.seed + 1, config.train.num_sample_videos)
     samples_dir = os.path.join(workdir, "samples")
     logdir = os.path.join(workdir, "logs")
     os.makedirs(samples_dir, exist_ok=True)
@@ -262,7 +285,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
 
     def write_samples():
         g_state = standing_statistics(state.ema_params, state.g_state)
-        videos = to_uint8(jax.device_get(generate(state.ema_params, g_state, sample_z)))
+        videos = to_uint8(jax.device_get(generate(state.ema_params, g_state, **sample_inputs)))
         if is_main:
             write_videos(os.path.join(samples_dir, f"step_{step:07d}.gif"), videos)
             # A still strip beside the GIF: frames 0, 4, 8, 12 and the last (clamped to
@@ -366,14 +389,16 @@ def _make_fvd_hook(config, workdir: str, mesh, gan, generate, standing_statistic
         cache_dir=os.path.join(workdir, "fvd_cache"),
         mesh=mesh,
     )
-    z = latents(config.seed + 2, config.train.fvd_num_videos, gan.latent_dim)
+    inputs = sampling_inputs(gan, config.seed + 2, config.train.fvd_num_videos)
 
     def run(state):
         g_state = standing_statistics(state.ema_params, state.g_state)
-        batches = (
-            to_uint8(jax.device_get(generate(state.ema_params, g_state, z[i : i + 16])))
-            for i in range(0, z.shape[0], 16)
-        )
+
+        def chunk(i):
+            part = jax.tree.map(lambda x: x[i : i + 16], inputs)
+            return to_uint8(jax.device_get(generate(state.ema_params, g_state, **part)))
+
+        batches = (chunk(i) for i in range(0, config.train.fvd_num_videos, 16))
         return evaluator(batches)
 
     return run

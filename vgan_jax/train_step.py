@@ -10,7 +10,14 @@ so the noise a sample gets does not depend on how many devices there are (that i
 what makes 1 and N devices agree to float tolerance). Augmentation parameters are
 drawn the same way (global batch, then sliced); the critic's dropout masks are
 drawn per sample from the sample's global index (`critics.per_sample_dropout`).
-Nothing depends on the device index alone.
+Per-frame noise (MoCoGAN's GRU input, `gan.frame_noise_dim` > 0) is drawn and sliced
+like z. Nothing depends on the device index alone.
+
+What a model takes besides z comes from `gan.generator_inputs` / `gan.critic_inputs`
+(labels for conditional models, per-frame noise), never from a branch on the model's
+name. TGAN's singular value clipping (`gan.d_singular_value_clip_every`, see
+vgan_jax.svc) is applied to the critic right after its update, on steps fixed by the
+step count, so resumed runs clip on the same steps.
 
 Augmentation (`gan.augment`, see vgan_jax.augment) lives inside the critic closure,
 so the D loss, R1 and the G update all judge augmented clips. Real and fake get
@@ -37,9 +44,10 @@ from vgan_jax.losses import r1_penalty
 from vgan_jax.models.critics import DROPOUT_RNG, FRAMES_RNG
 from vgan_jax.parallel import DATA_AXIS
 from vgan_jax.state import Gan, TrainState
+from vgan_jax.svc import maybe_singular_value_clip
 
 # fold_in tags, so the streams of random numbers never collide.
-_NOISE, _FRAMES, _AUGMENT, _DROPOUT = 0, 2, 3, 4
+_NOISE, _FRAMES, _AUGMENT, _DROPOUT, _FRAME_NOISE = 0, 2, 3, 4, 5
 # Sub-tags of the augmentation and dropout keys: real and fake draw independently.
 _SOURCES = ("real", "fake")
 
@@ -140,6 +148,21 @@ def train_step(
         jax.random.fold_in(step_key, _NOISE), (global_batch, gan.latent_dim)
     )
     z = jax.lax.dynamic_slice_in_dim(z_global, shard * local_batch, local_batch)
+    # Per-frame noise (MoCoGAN's GRU input), drawn and sliced like z; models without
+    # it never see it (`gan.generator_inputs` drops it), so this is dead code for them.
+    frame_noise_global = jax.random.normal(
+        jax.random.fold_in(step_key, _FRAME_NOISE),
+        (global_batch, gan.video_shape.frames, gan.frame_noise_dim),
+    )
+    frame_noise = jax.lax.dynamic_slice_in_dim(
+        frame_noise_global, shard * local_batch, local_batch
+    )
+    # Conditional models: the fakes get the labels of the real clips beside them, so the
+    # generated classes follow the data's class frequencies and every batch pits each
+    # class's fakes against its reals (no extra randomness: 1 vs N devices stay exact).
+    labels = batch.get("label")
+    generator_inputs = gan.generator_inputs(labels, frame_noise)
+    critic_inputs = gan.critic_inputs(labels)
 
     # Augmentation: p is the state's (ADA) or the fixed one; the transforms of the
     # whole global batch are drawn and sliced, like the noise.
@@ -162,6 +185,7 @@ def train_step(
             z,
             train=True,
             mutable=[*state.g_state, "losses"],
+            **generator_inputs,
         )
         new_g_state = {k: v for k, v in updated.items() if k != "losses"}
         return (video, _sum_sown(updated.get("losses", {}))), new_g_state
@@ -182,7 +206,7 @@ def train_step(
             video = augment.apply_params(video, augment_params[source])
         variables = {"params": d_params, **d_state}
         rngs = {FRAMES_RNG: frames_key, DROPOUT_RNG: dropout_keys[source]}
-        kwargs = dict(batch_axis=axis_name, train=True, rngs=rngs)
+        kwargs = dict(batch_axis=axis_name, train=True, rngs=rngs, **critic_inputs)
         if update_stats:
             return gan.discriminator.apply(
                 variables, video, update_stats=True, mutable=list(d_state), **kwargs
@@ -211,6 +235,11 @@ def train_step(
     d_updates, d_opt_state = gan.d_optimizer.update(d_grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, d_updates)
     d_state = d_aux.pop("new_d_state")
+    # TGAN's singular value clipping (train.d_singular_value_clip_every), after the D
+    # update as in the official updater, so the G update below sees the clipped critic.
+    d_params = maybe_singular_value_clip(
+        d_params, d_state, state.step + 1, gan.d_singular_value_clip_every
+    )
     # r_t over the global batch (equal local batches: the mean of the means), exact
     # on any device count: a sum of +-1 / global_batch.
     ada_rt = pmean(d_aux.pop("ada_rt"))

