@@ -2,7 +2,9 @@
 
 G 12.1M + D 6.2M parameters (width 64); batch 64 (divisible by 8 devices, so it runs on
 a v4-8/v5e-8 unchanged); R1 on real data; 50k steps. Scale train.batch_size with the
-number of devices.
+number of devices. Mixed precision: bfloat16 convolutions and matmuls, float32
+parameters, optimizer states and losses (`--config.train.compute_dtype=float32` for
+full precision).
 """
 
 from vgan_jax.config import base_config
@@ -18,6 +20,7 @@ def get_config():
     config.train.steps = 50000
     config.train.batch_size = 64
     config.train.r1_gamma = 0.1
+    config.train.compute_dtype = "bfloat16"
     config.train.log_every = 50
     config.train.sample_every = 1000
     config.train.checkpoint_every = 2000

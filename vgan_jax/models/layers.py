@@ -301,8 +301,9 @@ class SameConv(nn.Module):
 
     `implementation`: 'xla' (`lax.conv`), 'im2col' (patches + matmul, see
     `_conv_im2col`) or 'auto': im2col on CPU, XLA's convolution on GPU/TPU, where
-    it is the fast one. Both give the same numbers, so checkpoints move freely
-    between them.
+    it is the fast one, unless `CONV_IMPLEMENTATION` / $VGAN_JAX_CONV force one (see
+    `resolve_conv_implementation`). Both give the same numbers (tested to float
+    rounding), so checkpoints move freely between them.
 
     `edge_padded_axes`: spatial axes (0 = the first, time for video) padded by
     repeating the edge instead of zeros. The generator pads time this way: with

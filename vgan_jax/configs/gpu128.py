@@ -1,0 +1,44 @@
+"""`gpu128`: UCF-101 at 128x128x16 RGB on one GPU or a TPU slice.
+
+The `gpu` model one stage deeper (4 upsampling stages from 1x8x8, width 64: the
+generator's widest layer has 512 channels, the critic mirrors it), mixed precision
+(bfloat16 convolutions and matmuls, float32 parameters and losses) and every
+generator and critic stage rematerialised, to cut the activation memory of a batch of
+32 clips of 16x128x128x3 (`python experiments/benchmark_train_step.py --preset gpu128
+--compile-only --remat stage --remat none` prints XLA's memory analysis of both; not
+yet measured on an accelerator). Batch 32 divides
+over 8 devices (v4-8, v5e-8); scale it with the device count. Frames are flipped
+horizontally at random (UCF-101's actions have no handedness).
+
+Needs the converted dataset first: `vgan-jax prepare ucf101 --data_dir DIR` (tfds
+downloads and converts it once; needs TensorFlow, see README "Data"), then train with
+`--config.data.data_dir=DIR`.
+Not tuned: learning rates, R1 and step count are the `gpu` preset's, unmeasured at
+this size.
+"""
+
+from vgan_jax.config import base_config
+
+
+def get_config():
+    config = base_config()
+    config.model.name = "dcgan"
+    config.model.width = 64
+    config.model.num_upsamples = 4
+    config.model.remat = "stage"
+    config.data.name = "ucf101"
+    config.data.resolution = 128
+    config.data.frames = 16
+    config.data.channels = 3
+    config.data.flip = True
+    config.data.worker_count = 8
+    config.train.steps = 100000
+    config.train.batch_size = 32
+    config.train.r1_gamma = 0.1
+    config.train.compute_dtype = "bfloat16"
+    config.train.log_every = 50
+    config.train.sample_every = 1000
+    config.train.checkpoint_every = 2000
+    config.train.fvd_every = 10000
+    config.train.fvd_num_videos = 256
+    return config
