@@ -625,3 +625,46 @@ def test_i3d_features_on_8_devices_equal_1_device(tiny_videos, one_device_featur
     extractor = I3DFeatureExtractor(batch_size=8, mesh=make_mesh(8))
     assert extractor.num_devices == 8
     np.testing.assert_allclose(extractor(tiny_videos), one_device_features, atol=1e-4, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# The sharded extractor's multi-host inputs, on one process (test_multiprocess: two)
+
+
+def test_a_process_reads_only_its_rows_and_gets_every_feature(tiny_config):
+    """Real clips on a pod: `load_videos(rows=...)` is that slice of the full draw, and
+    `iterate_local` over a process's rows gives the features of all clips; a batch
+    already on the mesh (generated videos) gives the features of the host copy."""
+    from jax.sharding import NamedSharding, PartitionSpec
+    from standin_extractor import StandinExtractor
+
+    from vgan_jax.data import load_videos
+    from vgan_jax.metrics.extractor import put_rows
+    from vgan_jax.parallel import make_mesh
+
+    data = tiny_config().data
+    full = load_videos(data, "train", 20, 3)
+    rows = [1, 4, 5, 19]
+    for short_videos in ("pad", "skip"):
+        data.short_videos = short_videos
+        np.testing.assert_array_equal(load_videos(data, "train", 20, 3, rows=rows), full[rows])
+    assert load_videos(data, "train", 20, 3, rows=[]).shape == (0, *full.shape[1:])
+
+    extractor = StandinExtractor(batch_size=8, mesh=make_mesh(4))
+    expected = extractor(full)  # batches of 8: 8, 8 and 4 padded to 8
+    assert expected.shape == (20, extractor.feature_dim)
+    local = extractor.local_rows(20)
+    np.testing.assert_array_equal(local, np.arange(20))  # one process holds every row
+    streamed = np.concatenate(list(extractor.iterate_local(full[local], 20, full.shape[1:])))
+    np.testing.assert_array_equal(streamed, expected)
+    on_mesh = put_rows(full[:4], NamedSharding(extractor.mesh, PartitionSpec("data")))
+    np.testing.assert_array_equal(extractor(on_mesh), expected[:4])  # padded on device
+
+
+def test_quantising_on_device_matches_the_host():
+    from vgan_jax.metrics.extractor import to_uint8
+    from vgan_jax.video_io import to_uint8 as host_to_uint8
+
+    values = np.random.default_rng(0).uniform(-1.2, 1.2, (2, 3, 4, 4, 1)).astype(np.float32)
+    values.flat[:5] = [-1.0, 1.0, 0.0, 1 / 255 - 1, 2.5 / 127.5 - 1]  # edges and a .5
+    np.testing.assert_array_equal(np.asarray(to_uint8(values)), host_to_uint8(values))

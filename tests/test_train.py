@@ -232,14 +232,14 @@ def test_workdir_of_another_model_is_refused(tiny_config, tiny_run):
 
 
 def test_training_logs_a_small_fvd_every_m_steps(tiny_config, tmp_path, monkeypatch):
-    """train.fvd_every wires the FVD hook into the loop (a stand-in detector: the tiny
-    clips have 4 frames, I3D needs 9; test_metrics covers I3D itself)."""
-    from test_metrics import FakeI3D
+    """train.fvd_every wires the FVD hook into the loop (a stand-in detector on I3D's
+    sharded-extractor path: the tiny clips have 4 frames, I3D needs 9; test_metrics
+    covers I3D itself)."""
+    from standin_extractor import install_standin_extractor
 
-    from vgan_jax.metrics import i3d, training_hook
+    from vgan_jax.metrics import training_hook
 
-    monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
-    monkeypatch.setattr(i3d, "I3D_MIN_FRAMES", 1)
+    install_standin_extractor(monkeypatch.setattr)
     results = []
     real_call = training_hook.FvdEvaluator.__call__
 

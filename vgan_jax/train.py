@@ -19,6 +19,7 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from tqdm import tqdm
@@ -30,7 +31,7 @@ from vgan_jax.errors import VganError
 from vgan_jax.losses import get_loss
 from vgan_jax.models import check_model_config
 from vgan_jax.models.registry import check_compute_dtype
-from vgan_jax.parallel import check_batch_size, global_batch, make_mesh
+from vgan_jax.parallel import batch_sharded, check_batch_size, global_batch, make_mesh, replicated
 from vgan_jax.sampling import make_generate_fn, make_standing_statistics_fn, sampling_inputs
 from vgan_jax.state import (
     abstract_train_state,
@@ -91,6 +92,57 @@ def check_config(config) -> None:
             raise VganError(f"train.{field} must be >= 1, got {config.train[field]}")
     if config.train.num_sample_videos < 1:
         raise VganError("train.num_sample_videos must be >= 1")
+    check_fvd_config(config)
+
+
+def check_fvd_config(config) -> None:
+    """What `train.fvd_every` needs that the config alone tells: I3D-length clips and
+    enough videos for a covariance and KVD's subsets (`check_fvd_data` does the rest)."""
+    every, num = config.train.fvd_every, config.train.fvd_num_videos
+    if every < 0:
+        raise VganError(f"train.fvd_every must be >= 0 (0: no FVD), got {every}")
+    if not every:
+        return
+    from vgan_jax.metrics import i3d
+
+    frames = config.data.frames
+    if frames < i3d.I3D_MIN_FRAMES:
+        raise VganError(
+            f"train.fvd_every={every} scores clips with I3D, which needs at least "
+            f"{i3d.I3D_MIN_FRAMES} frames, but data.frames={frames}; use "
+            f"--config.data.frames={i3d.I3D_MIN_FRAMES} or more, or --config.train.fvd_every=0"
+        )
+    if num < 3:
+        raise VganError(
+            f"train.fvd_num_videos={num}, but FVD and KVD need at least 3 videos per set; "
+            f"use e.g. --config.train.fvd_num_videos=256"
+        )
+
+
+def check_fvd_data(config, mesh) -> None:
+    """What `train.fvd_every` needs of the mesh and the dataset (after `make_mesh`,
+    still before compiling): `fvd_num_videos` splits over the devices, as a training
+    batch does, and the real split holds that many videos (with
+    `data.short_videos='skip'` some may still be too short; that fails at the first FVD)."""
+    if not config.train.fvd_every:
+        return
+    from vgan_jax.metrics.training_hook import TRAINING_FVD_SPLIT
+
+    num, devices = config.train.fvd_num_videos, mesh.devices.size
+    if num % devices:
+        raise VganError(
+            f"train.fvd_num_videos={num} does not divide over {devices} devices (FVD "
+            f"videos are generated and scored in global batches); use a multiple of "
+            f"{devices} (e.g. {max(devices, num // devices * devices)})"
+        )
+    source, _ = data_lib.open_source(config.data, TRAINING_FVD_SPLIT)
+    if len(source) < num:
+        raise VganError(
+            f"train.fvd_num_videos={num}, but the {TRAINING_FVD_SPLIT!r} split of "
+            f"{config.data.name!r} holds {len(source)} videos; use "
+            f"--config.train.fvd_num_videos={max(devices, len(source) // devices * devices)} "
+            f"or fewer, or more clips"
+        )
 
 
 def check_class_labels(config) -> None:
@@ -165,6 +217,7 @@ class _StopRequest:
 
     def __init__(self):
         self.signal_name: str | None = None
+        self.signal_number = 0  # 0: no signal yet
         self._previous = {}
 
     def __enter__(self):
@@ -179,10 +232,65 @@ class _StopRequest:
         if self.signal_name is not None:  # second signal: stop the hard way
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
+        self.signal_number = int(signum)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+class _StopAgreement:
+    """Whether to save and stop after this step, decided by every process together.
+
+    On a pod the hosts get SIGTERM at different steps (or only one gets Ctrl-C). A
+    host that entered the collective checkpoint save while the others ran the next
+    `pmean` step would hang the job, so on several processes each step all-reduces
+    (max) the signal number every process has received (0: none) over the training
+    mesh, and all stop after the first step whose reduced value is non-zero.
+
+    The value of step k is read after step k + 1 is dispatched, so the read waits for
+    step k, never for the step just queued: the devices always have the next step
+    waiting. Stopping one step after the signal costs one step; all processes read
+    the same value after the same step, so they save the same step. The reduction
+    takes `state.step` from step k and gives it back to step k + 1, so collective
+    programs run one at a time (CPU runs independent programs concurrently, and two
+    processes could then start the reduction and a step's `pmean` in different
+    orders) and the reduction never waits for a process still compiling a step.
+
+    JAX's `multihost_utils.reached_preemption_sync_point` (TSL's protocol, which
+    Orbax's `reached_preemption` calls) also agreed on a step with gloo here, but only
+    for SIGTERM, only while no Python SIGTERM handler replaces its C++ one, and a notice
+    that arrives before the loop's first call names a step a resumed run has passed.
+
+    On one process it is the local flag, at no cost: no program, no device read.
+    """
+
+    def __init__(self, request: _StopRequest, mesh):
+        self._request = request
+        self._pending = None
+        self._multiprocess = jax.process_count() > 1
+        if self._multiprocess:
+            self._sharding = batch_sharded(mesh)
+            self._local_devices = len(mesh.local_devices)
+            # `step + 0`: a new array, so the next step depends on this program (an
+            # input returned unchanged would be passed through without waiting).
+            self._reduce = jax.jit(
+                lambda step, flags: (step + 0, jnp.max(flags)),
+                out_shardings=(replicated(mesh), replicated(mesh)),
+            )
+
+    def __call__(self, state):
+        """Call once per step on every process, right after dispatching the step that
+        returned `state`. Returns `(state, signal name or None)`: the state to train on,
+        and the signal's name when every process stops after this step."""
+        if not self._multiprocess:
+            return state, self._request.signal_name
+        flags = np.full(self._local_devices, self._request.signal_number, np.int32)
+        flags = jax.make_array_from_process_local_data(self._sharding, flags)
+        step, current = self._reduce(state.step, flags)
+        agreed, self._pending = self._pending, current
+        number = 0 if agreed is None else int(agreed)
+        return state.replace(step=step), (signal.Signals(number).name if number else None)
 
 
 class _Logger:
@@ -235,6 +343,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     check_class_labels(config)
     mesh = make_mesh(config.mesh.num_devices)
     check_batch_size(config.train.batch_size, mesh)
+    check_fvd_data(config, mesh)
     checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints)
     latest = checkpointer.latest_step()
     if latest is not None:
@@ -312,15 +421,18 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
     )
     try:
         with _StopRequest() as stop:
+            agreed_stop = _StopAgreement(stop, mesh)
             while step < config.train.steps:
                 batch = global_batch(next(iterator), mesh)
                 state, metrics = train_step(state, batch)
                 step += 1
+                # Every process gets the same answer after the same step (see _StopAgreement).
+                state, stopping = agreed_stop(state)
                 history.append(metrics)
                 progress.update(1)
                 must_save = step % config.train.checkpoint_every == 0 or step == config.train.steps
                 # must_save: a checkpoint is only written after its metrics passed the NaN check.
-                if step % config.train.log_every == 0 or must_save or stop.signal_name:
+                if step % config.train.log_every == 0 or must_save or stopping:
                     logged = _mean_metrics(history)
                     history.clear()
                     if logged["nonfinite"] > 0:
@@ -347,10 +459,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
                         step,
                         {f"eval/{k}": v for k, v in fvd(state).items() if isinstance(v, float)},
                     )
-                if must_save or stop.signal_name:
+                if must_save or stopping:
                     save()
-                if stop.signal_name:
-                    stopped_by = stop.signal_name
+                if stopping:
+                    stopped_by = stopping
                     checkpointer.wait()
                     if is_main:
                         progress.write(
@@ -377,10 +489,14 @@ def _make_fvd_hook(config, workdir: str, mesh, gan, generate, standing_statistic
     """A callable `state -> metrics` computing a small-N FVD of the EMA generator, or None.
 
     `generate` and `standing_statistics` are the loop's jitted functions (one jit each,
-    not a second one)."""
+    not a second one). The videos are made as global batches split over the mesh, as
+    training batches are, and scored where they were made: on N hosts each device
+    generates and extracts its share, and every process gets the same metrics."""
     if not config.train.fvd_every:
         return None
-    from vgan_jax.metrics.training_hook import FvdEvaluator
+    from vgan_jax.metrics.extractor import put_rows
+    from vgan_jax.metrics.extractor import to_uint8 as to_uint8_on_device
+    from vgan_jax.metrics.training_hook import TRAINING_FVD_SPLIT, FvdEvaluator
 
     evaluator = FvdEvaluator(
         config.data,
@@ -388,17 +504,24 @@ def _make_fvd_hook(config, workdir: str, mesh, gan, generate, standing_statistic
         seed=config.seed,
         cache_dir=os.path.join(workdir, "fvd_cache"),
         mesh=mesh,
+        split=TRAINING_FVD_SPLIT,
     )
-    inputs = sampling_inputs(gan, config.seed + 2, config.train.fvd_num_videos)
+    num, batch = config.train.fvd_num_videos, evaluator.extractor.batch_size
+    # Host copies, the same on every process: each places only its devices' rows.
+    inputs = jax.tree.map(
+        np.asarray, sampling_inputs(gan, config.seed + 2, config.train.fvd_num_videos)
+    )
+    sharding = batch_sharded(mesh)
+    quantise = jax.jit(to_uint8_on_device, out_shardings=sharding)
 
     def run(state):
         g_state = standing_statistics(state.ema_params, state.g_state)
 
-        def chunk(i):
-            part = jax.tree.map(lambda x: x[i : i + 16], inputs)
-            return to_uint8(jax.device_get(generate(state.ema_params, g_state, **part)))
+        def videos(start):
+            # `num` divides over the devices (check_fvd_data), so every batch does too.
+            part = jax.tree.map(lambda x: put_rows(x[start : start + batch], sharding), inputs)
+            return quantise(generate(state.ema_params, g_state, **part))
 
-        batches = (chunk(i) for i in range(0, config.train.fvd_num_videos, 16))
-        return evaluator(batches)
+        return evaluator(videos(start) for start in range(0, num, batch))
 
     return run

@@ -390,7 +390,9 @@ def make_train_iterator(
     return InputIterator(batched, local_batch_size=local_batch)
 
 
-def load_videos(data_config, split: str, num: int, seed: int) -> np.ndarray:
+def load_videos(
+    data_config, split: str, num: int, seed: int, rows: Sequence[int] | None = None
+) -> np.ndarray:
     """`num` clips of a split, the same for the same (config, split, num, seed).
 
     For FVD's real statistics and side-by-side comparisons: clips are picked by a
@@ -398,10 +400,17 @@ def load_videos(data_config, split: str, num: int, seed: int) -> np.ndarray:
     drawn from per-clip seeds). Videos too short for a clip are skipped when
     `short_videos == 'skip'`.
 
+    Args:
+      rows: ascending indices into the `num` clips to return (None: all), so each
+        process of a multi-host FVD reads only its share. Only those clips are read
+        and transformed, except that `short_videos == 'skip'` reads every video up to
+        the `num`-th usable one for its length.
+
     Returns:
-      uint8 [num, frames, resolution, resolution, channels].
+      uint8 [num (or len(rows)), frames, resolution, resolution, channels].
     Raises:
-      VganError: the split holds fewer than `num` usable videos.
+      VganError: the split holds fewer than `num` usable videos (on every process,
+        whatever its rows).
     """
     if num < 1:
         raise VganError(f"number of videos must be >= 1, got {num}")
@@ -409,20 +418,32 @@ def load_videos(data_config, split: str, num: int, seed: int) -> np.ndarray:
     clip_fn = _clip_fn(data_config)
     skip_short = data_config.short_videos == "skip"
     order = np.random.default_rng([seed, 1]).permutation(len(source))
+    wanted = set(range(num) if rows is None else _as_ints(rows))
     clips: list[np.ndarray] = []
+    usable = 0
     for index in _as_ints(order):
-        video = source[index]["video"]
-        if skip_short and not transforms.is_long_enough(
-            video, frames=data_config.frames, stride=data_config.frame_stride
-        ):
-            continue
-        clips.append(clip_fn(video, rng=np.random.default_rng([seed, 2, index])))
-        if len(clips) == num:
-            return np.stack(clips)
-    raise VganError(
-        f"split {split!r} of {data_config.name!r} has only {len(clips)} usable videos, "
-        f"{num} requested; ask for fewer"
-    )
+        if usable == num:
+            break
+        video = None
+        if skip_short:
+            video = source[index]["video"]
+            if not transforms.is_long_enough(
+                video, frames=data_config.frames, stride=data_config.frame_stride
+            ):
+                continue
+        if usable in wanted:
+            video = source[index]["video"] if video is None else video
+            clips.append(clip_fn(video, rng=np.random.default_rng([seed, 2, index])))
+        usable += 1
+    if usable < num:
+        raise VganError(
+            f"split {split!r} of {data_config.name!r} has only {usable} usable videos, "
+            f"{num} requested; ask for fewer"
+        )
+    if not clips:
+        shape = (data_config.frames, data_config.resolution, data_config.resolution)
+        return np.zeros((0, *shape, data_config.channels), np.uint8)
+    return np.stack(clips)
 
 
 def _as_ints(values: Sequence[int] | np.ndarray) -> list[int]:

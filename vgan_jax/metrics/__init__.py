@@ -8,7 +8,8 @@ Typical use::
     # What real clips, time-shuffled clips and frozen clips score at the same protocol:
     metrics.baseline_fvds(config.data, "train", 256, 0, cache_dir, extractor)
 
-Modules: `i3d` (weights, TF1-legacy resize, jitted sharded extractor), `stats`
+Modules: `i3d` (weights, TF1-legacy resize, the I3D extractor), `extractor` (feature
+extraction sharded over a mesh of one or many hosts), `stats`
 (streaming float64 mean/covariance, .npz cache), `distances` (Fréchet, KVD),
 `fvd` (protocol, validation, video sets on disk), `training_hook` (real statistics,
 FVD during training), `baselines` (reference FVDs), `progress` (videos/s on stderr),
@@ -28,6 +29,7 @@ from vgan_jax.metrics.distances import (
     kernel_distance,
     polynomial_mmd2,
 )
+from vgan_jax.metrics.extractor import ShardedFeatureExtractor
 from vgan_jax.metrics.fvd import (
     DEFAULT_FRAMES,
     DEFAULT_NUM_VIDEOS,
@@ -56,6 +58,7 @@ __all__ = [
     "FvdEvaluator",
     "I3DFeatureExtractor",
     "Progress",
+    "ShardedFeatureExtractor",
     "VideoSet",
     "baseline_fvds",
     "baseline_stats",

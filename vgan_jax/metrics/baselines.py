@@ -175,7 +175,7 @@ def baseline_stats(
         )
         return stats, info
 
-    stats, info = cached_stats_with_info(cache_path, compute, metadata)
+    stats, info = cached_stats_with_info(cache_path, compute, metadata, extractor)
     return stats, {**(info or {}), "cache": cache_path}
 
 

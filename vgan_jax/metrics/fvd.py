@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import jax
 import numpy as np
 
 from vgan_jax.errors import VganError
@@ -45,9 +46,16 @@ def detector_description() -> str:
 def validate_videos(videos: Any, name: str = "videos") -> np.ndarray:
     """Check one batch and return it as uint8 `[b, T, H, W, C]`.
 
+    A uint8 `jax.Array` (videos generated on a mesh that may span processes) is checked
+    for rank, channels and dtype only and returned as is: its values stay on the devices.
+
     Raises:
       VganError: wrong rank, channel count, dtype, or value range.
     """
+    if isinstance(videos, jax.Array) and videos.dtype == np.uint8:
+        if videos.ndim != 5 or videos.shape[-1] not in (1, 3):
+            raise VganError(f"{name}: expected {VIDEO_LAYOUT}, got shape {videos.shape}")
+        return videos
     videos = np.asarray(videos)
     if videos.ndim != 5 or videos.shape[-1] not in (1, 3):
         raise VganError(

@@ -13,19 +13,20 @@ to [-1, 1] and takes the 400 logits of the TF-Hub I3D. We reproduce each step:
   so TPUs do not silently drop to bfloat16 passes.
 
 The extractor is jit-compiled once for a fixed batch size and sharded over the
-`data` axis of a device mesh; a partial last batch is padded and the padding dropped.
+`data` axis of a device mesh that may span processes (`metrics.extractor`); a
+partial last batch is padded and the padding dropped.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
+from vgan_jax.metrics.extractor import ShardedFeatureExtractor
 from vgan_jax.parallel import make_mesh  # noqa: F401  (re-exported: the training mesh)
 
 I3D_INPUT_SIZE = 224
@@ -124,65 +125,27 @@ def _i3d_logits(variables: dict, videos: jax.Array) -> jax.Array:
     return logits
 
 
-class I3DFeatureExtractor:
-    """Jitted, mesh-sharded I3D logits for uint8 videos.
+class I3DFeatureExtractor(ShardedFeatureExtractor):
+    """Jitted, mesh-sharded I3D logits for uint8 videos, on one process or several.
 
     Args:
       batch_size: videos per device step (global, across the mesh); rounded up to a
         multiple of the mesh size. Every call runs at this size, so it compiles once
         per video shape.
-      mesh: a mesh with a `data` axis (None: all local devices).
+      mesh: a mesh with a `data` axis, possibly spanning processes (None: all devices).
 
     Call with uint8 `[n, T, H, W, C]` (any n; C = 1 or 3; T >= 9) to get float32
-    `[n, 400]` features on the host.
+    `[n, 400]` features on every process; see `ShardedFeatureExtractor` for the inputs
+    a multi-host run passes.
     """
 
     def __init__(self, batch_size: int = 16, mesh: Mesh | None = None):
-        self.mesh = mesh if mesh is not None else make_mesh()
-        num_shards = self.mesh.shape["data"]
-        self.batch_size = max(num_shards, -(-batch_size // num_shards) * num_shards)
-        replicated = NamedSharding(self.mesh, PartitionSpec())
-        self._batch_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
-        # Weights are placed once, replicated on every device of the mesh.
-        self._variables = jax.device_put(load_i3d_variables(), replicated)
-        self._logits = jax.jit(
+        super().__init__(
             _i3d_logits,
-            in_shardings=(replicated, self._batch_sharding),
-            out_shardings=self._batch_sharding,
+            load_i3d_variables(),
+            feature_dim=I3D_FEATURE_DIM,
+            batch_size=batch_size,
+            mesh=mesh,
+            matmul_precision="float32",
+            name=DETECTOR_NAME,
         )
-
-    @property
-    def num_devices(self) -> int:
-        return self.mesh.shape["data"]
-
-    def _run_batch(self, batch: np.ndarray) -> np.ndarray:
-        n = batch.shape[0]
-        if n < self.batch_size:
-            # Pad to the compiled size; the padded rows are dropped below.
-            pad = np.zeros((self.batch_size - n, *batch.shape[1:]), batch.dtype)
-            batch = np.concatenate([batch, pad], axis=0)
-        videos = jax.device_put(batch, self._batch_sharding)
-        with jax.default_matmul_precision("float32"):
-            logits = self._logits(self._variables, videos)
-        return np.asarray(logits)[:n]
-
-    def __call__(self, videos: np.ndarray) -> np.ndarray:
-        """uint8 `[n, T, H, W, C]` -> float32 `[n, 400]`."""
-        videos = np.asarray(videos)
-        if videos.dtype != np.uint8 or videos.ndim != 5 or videos.shape[-1] not in (1, 3):
-            raise ValueError(
-                f"I3DFeatureExtractor expects uint8 [n, T, H, W, C] with C in (1, 3), "
-                f"got {videos.dtype} {videos.shape}"
-            )
-        outputs = [
-            self._run_batch(videos[start : start + self.batch_size])
-            for start in range(0, videos.shape[0], self.batch_size)
-        ]
-        if not outputs:
-            return np.zeros((0, I3D_FEATURE_DIM), np.float32)
-        return np.concatenate(outputs, axis=0)
-
-    def iterate(self, video_batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Features of each batch of an iterable of uint8 video batches, in order."""
-        for batch in video_batches:
-            yield self(batch)

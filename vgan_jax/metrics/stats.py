@@ -159,19 +159,23 @@ def _serves(stored: dict, wanted: dict) -> bool:
     )
 
 
-def cached_stats(cache_path: str | None, compute, metadata: Mapping[str, Any]) -> FeatureStats:
+def cached_stats(
+    cache_path: str | None, compute, metadata: Mapping[str, Any], extractor=None
+) -> FeatureStats:
     """Load statistics from `cache_path` if present and matching, else `compute()` and save.
 
     Args:
       cache_path: `.npz` path, or None to disable caching.
       compute: zero-argument callable returning a `FeatureStats`.
       metadata: the cache key fields, stored in the file and checked on load.
+      extractor: the extractor `compute` uses; on several processes they decide
+        together over its mesh whether the cache serves (see `cached_stats_with_info`).
     """
-    return cached_stats_with_info(cache_path, lambda: (compute(), None), metadata)[0]
+    return cached_stats_with_info(cache_path, lambda: (compute(), None), metadata, extractor)[0]
 
 
 def cached_stats_with_info(
-    cache_path: str | None, compute, metadata: Mapping[str, Any]
+    cache_path: str | None, compute, metadata: Mapping[str, Any], extractor=None
 ) -> tuple[FeatureStats, dict | None]:
     """`cached_stats` for a `compute()` returning `(stats, info)`; returns `(stats, info)`.
 
@@ -180,12 +184,45 @@ def cached_stats_with_info(
     the key, which is `metadata` alone.
     """
     metadata = _as_json(metadata)
+    cached = None
     if cache_path and os.path.exists(cache_path):
         stats, stored = FeatureStats.load(cache_path)
         info = stored.pop("info", None)
         if _serves(stored, metadata):
-            return stats, info
+            cached = stats, info
+    # On several processes `compute()` is collective (the extractor's batches span
+    # them): every process uses the cache or none does, else a process with a hit
+    # would leave the others waiting in the extractor.
+    if _on_every_process(cached is not None, extractor):
+        return cached
     stats, info = compute()
-    if cache_path:
+    # One writer: every process holds the same statistics, and the workdir of a
+    # multi-host run is shared.
+    if cache_path and _is_main_process():
         stats.save(cache_path, metadata if info is None else {**metadata, "info": info})
     return stats, info
+
+
+def _is_main_process() -> bool:
+    import jax
+
+    return jax.process_index() == 0
+
+
+def _on_every_process(flag: bool, extractor=None) -> bool:
+    """Whether `flag` holds on every JAX process (a collective on several).
+
+    Over the extractor's mesh when it has one (`on_every_process`): a collective on
+    a new group of devices (`process_allgather` uses one device per process) makes
+    gloo on CPU set up new connections, which time out if the processes arrive more
+    than 30 s apart, as they can after compiling on a busy machine.
+    """
+    import jax
+
+    if jax.process_count() == 1:
+        return flag
+    if hasattr(extractor, "on_every_process"):
+        return extractor.on_every_process(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.asarray(flag, np.int32))))

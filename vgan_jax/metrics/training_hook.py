@@ -17,6 +17,9 @@ from vgan_jax.metrics.fvd import compute_fvd, extract_stats, protocol_fields
 from vgan_jax.metrics.progress import Progress, note
 from vgan_jax.metrics.stats import FeatureStats, cached_stats, real_stats_cache_key
 
+# The real split the training FVD compares with (as StyleGAN-V: the training data).
+TRAINING_FVD_SPLIT = "train"
+
 # Data fields that do not change which clips are drawn.
 _IGNORED_DATA_FIELDS = ("worker_count",)
 
@@ -127,10 +130,27 @@ def real_stats(
 
         if progress:
             note(f"real statistics: loading {num_videos} clips of split {split!r} (seed {seed})")
-        videos = load_videos(data_config, split, num_videos, seed)
-        return stats_of_clips(videos, extractor, keep_features, "features: real", progress)
+        if not hasattr(extractor, "local_rows"):  # a plain callable: one process
+            videos = load_videos(data_config, split, num_videos, seed)
+            return stats_of_clips(videos, extractor, keep_features, "features: real", progress)
+        # Each process reads only the clips its devices take (all of them on one host).
+        rows = extractor.local_rows(num_videos)
+        clips = load_videos(data_config, split, num_videos, seed, rows=rows)
+        clip_shape = (
+            int(data_config.frames),
+            int(data_config.resolution),
+            int(data_config.resolution),
+            int(data_config.channels),
+        )
+        features = extractor.iterate_local(clips, num_videos, clip_shape)
+        stats = FeatureStats(extractor.feature_dim, keep_features)
+        with Progress(num_videos, "features: real", enabled=progress) as bar:
+            for batch in features:
+                stats.update(batch)
+                bar.update(len(batch))
+        return stats
 
-    stats = cached_stats(cache_path, compute, metadata)
+    stats = cached_stats(cache_path, compute, metadata, extractor)
     return stats, real_description(data_config, split, seed, stats.count, cache_path)
 
 
@@ -147,7 +167,10 @@ class FvdEvaluator:
       batch_size: videos per I3D call.
 
     Call with an iterable of generated uint8 `[b, T, H, W, C]` batches (about
-    `num_videos` videos in all); returns the `compute_fvd` dict (`fvd`, `kvd`, protocol).
+    `num_videos` videos in all): numpy arrays, the same on every process, or global
+    `jax.Array`s on `mesh` (b <= the extractor's batch size, a multiple of the mesh
+    size), as the training loop generates them. Returns the `compute_fvd` dict (`fvd`,
+    `kvd`, protocol), the same on every process.
     """
 
     def __init__(
@@ -157,7 +180,7 @@ class FvdEvaluator:
         seed: int,
         cache_dir: str | None,
         mesh=None,
-        split: str = "train",
+        split: str = TRAINING_FVD_SPLIT,
         batch_size: int = 16,
     ):
         from vgan_jax.metrics.i3d import I3DFeatureExtractor
