@@ -1,11 +1,17 @@
 """Benchmark: I3D throughput and FVD wall time on whatever devices JAX sees.
 
-    python experiments/benchmark_fvd.py --num_videos 256          # GPU / TPU
+    python experiments/benchmark_fvd.py --num_videos 2048 --batch_size 64  # GPU / TPU
+    python experiments/benchmark_fvd.py --preset gpu128 --num_videos 256  # a preset's clips
     python experiments/benchmark_fvd.py --num_videos 16 --batch_size 8   # a small CPU
 
+`--preset` takes the clip shape (frames, resolution, channels) from a training preset;
+`--frames/--resolution/--channels` override it. There is no dtype flag: FVD's I3D runs
+in float32 by protocol (see vgan_jax/metrics/i3d.py), whatever the training used.
+
 Prints:
-- I3D videos/s (steady state, after compilation) for clips of `--frames` frames at
-  `--resolution`, resized to 224x224 on device;
+- I3D videos/s (steady state: `--steps` batches after compilation, host transfer
+  included) for clips of `--frames` frames at `--resolution`, resized to 224x224 on
+  device;
 - FVD wall time, measured, for N generated vs N real clips (feature extraction of
   2N videos + statistics + Fréchet + KVD), compilation included and excluded;
 - the host-side distance time measured directly at `--extrapolate_to` clips (random
@@ -21,6 +27,7 @@ import time
 import jax
 import numpy as np
 
+from vgan_jax.config import load_config
 from vgan_jax.metrics import I3DFeatureExtractor, compute_fvd, make_mesh
 from vgan_jax.metrics.distances import frechet_distance, kernel_distance
 from vgan_jax.metrics.stats import FeatureStats
@@ -47,17 +54,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num_videos", type=int, default=256, help="N per side, measured")
     parser.add_argument("--extrapolate_to", type=int, default=2048, help="N to extrapolate to")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--preset", default=None, help="take the clip shape from this preset")
+    parser.add_argument("--frames", type=int, default=None, help="default 16 (or the preset's)")
+    parser.add_argument("--resolution", type=int, default=None, help="default 64 (or preset's)")
+    parser.add_argument("--channels", type=int, default=None, help="default 3 (or the preset's)")
     parser.add_argument("--batch_size", type=int, default=32, help="global videos per I3D call")
+    parser.add_argument("--steps", type=int, default=3, help="timed I3D batches")
     parser.add_argument("--num_devices", type=int, default=None)
     parser.add_argument("--kvd_subsets", type=int, default=100)
     args = parser.parse_args()
+    shape = dict(frames=16, resolution=64, channels=3)
+    if args.preset:
+        data = load_config(args.preset).data
+        shape = dict(frames=data.frames, resolution=data.resolution, channels=data.channels)
+    for key in shape:
+        if getattr(args, key) is not None:
+            shape[key] = getattr(args, key)
+    args.frames, args.resolution, args.channels = (
+        shape["frames"],
+        shape["resolution"],
+        shape["channels"],
+    )
 
     mesh = make_mesh(args.num_devices)
     devices = mesh.devices.ravel()
-    print(f"devices: {len(devices)} x {devices[0].device_kind} ({jax.default_backend()})")
+    print(
+        f"jax {jax.__version__}, devices: {len(devices)} x {devices[0].device_kind} "
+        f"({jax.default_backend()})"
+    )
     print(
         f"clips: {args.frames} frames, {args.resolution}x{args.resolution}x{args.channels}, "
         f"batch {args.batch_size}"
@@ -69,12 +93,15 @@ def main() -> None:
     extractor(batch)
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    extractor(batch)
-    step_s = time.perf_counter() - start
+    for _ in range(args.steps):
+        extractor(batch)
+    step_s = (time.perf_counter() - start) / args.steps
     videos_per_s = extractor.batch_size / step_s
     print(f"I3D compile + first batch: {compile_s:.1f} s")
-    print(f"I3D throughput (measured, one batch of {extractor.batch_size}): "
-          f"{videos_per_s:.2f} videos/s")
+    print(
+        f"I3D throughput (measured, {args.steps} batches of {extractor.batch_size}, float32): "
+        f"{videos_per_s:.2f} videos/s"
+    )
 
     n = args.num_videos
     generated = random_videos(n, args.frames, args.resolution, args.channels, 1)

@@ -1,14 +1,26 @@
-"""Training-step benchmark: seconds per step, videos/s and achieved FLOP/s.
+"""Training-step benchmark: s/step, videos/s, model TFLOP/s and MFU.
 
 FLOPs come from XLA's cost analysis of the compiled step (one D and one G Adam
-update), so the FLOP/s figure counts what the device actually executed.
+update), so they count what the device executes. MFU ("model FLOPs utilisation") is
+model FLOP/s over the devices' dense peak for the compute dtype (`PEAK_TFLOPS`);
+with `model.remat=stage` the model FLOPs are those of the same step without
+rematerialisation (the recomputation is work the device does, not model work), and
+the executed FLOPs are printed beside them. On CPU there is no peak table: GFLOP/s only.
 
     python experiments/benchmark_train_step.py                      # default + gpu presets
-    python experiments/benchmark_train_step.py --preset default --steps 5
+    python experiments/benchmark_train_step.py --preset gpu --model dcgan --model vgan \\
+        --dtype bfloat16 --dtype float32 --batch 64 --steps 20
+    python experiments/benchmark_train_step.py --preset gpu128 --compile-only --conv xla
     python experiments/benchmark_train_step.py --preset default --set model.width=16
     python experiments/benchmark_train_step.py --peer               # vs PyTorch, see below
 
-Prints one line per preset; copy the figures into README.md.
+Prints one line per (preset, model, dtype, remat); copy the figures into README.md with the
+device and jax version the first line names. `--compile-only` compiles the step for
+abstract inputs (nothing is allocated or run) and prints its FLOPs and XLA's memory
+analysis: how a preset's memory changes with `--set model.remat=stage`, checked on a
+machine without the accelerator (`--conv xla` compiles the accelerators' convolution
+path instead of the CPU's im2col; on CPU the memory figures are XLA:CPU's, a guide to
+the GPU's, not the same number).
 
 `--peer` measures vgan_jax against the PyTorch peer (`peer_pytorch_gan.py`, a
 textbook ConvTranspose3d / strided Conv3d DCGAN; needs `pip install
@@ -22,6 +34,7 @@ pool or a warm cache), `--repeats` times; the machine's load shows up in both.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import subprocess
@@ -32,9 +45,40 @@ import jax
 import numpy as np
 
 from vgan_jax.config import apply_override, load_config
+from vgan_jax.models import layers
 from vgan_jax.parallel import global_batch, make_mesh
-from vgan_jax.state import build_gan, count_params, create_train_state
+from vgan_jax.state import abstract_train_state, build_gan, count_params, create_train_state
 from vgan_jax.train_step import make_train_step
+
+# Dense (no sparsity) peak TFLOP/s of one JAX device, by compute dtype. "float32" is
+# float32 inputs at JAX's default matmul precision: TF32 tensor cores on NVIDIA
+# Ampere/Hopper, one bfloat16 pass on TPU (so it equals the bfloat16 peak there); a
+# run with --config precision "highest" would get far less. Sources: NVIDIA's H100 /
+# H200 / A100 datasheets (SXM figures; PCIe/NVL parts listed apart), Google Cloud's TPU
+# system-architecture pages (per chip; one JAX device per chip on v4, v5e, v5p, v6e).
+# Matched in order against the lower-cased `device_kind`.
+PEAK_TFLOPS: tuple[tuple[str, tuple[str, ...], dict[str, float]], ...] = (
+    ("H100 PCIe", ("h100 pcie",), {"bfloat16": 756.0, "float32": 378.0}),
+    ("H100 NVL", ("h100 nvl",), {"bfloat16": 835.0, "float32": 417.5}),
+    ("H100 SXM", ("h100",), {"bfloat16": 989.4, "float32": 494.7}),
+    ("H200 NVL", ("h200 nvl",), {"bfloat16": 835.0, "float32": 417.5}),
+    ("H200 SXM", ("h200",), {"bfloat16": 989.4, "float32": 494.7}),
+    ("A100", ("a100",), {"bfloat16": 312.0, "float32": 156.0}),
+    ("TPU v6e", ("v6 lite", "v6e"), {"bfloat16": 918.0, "float32": 918.0}),
+    ("TPU v5e", ("v5 lite", "v5e", "v5litepod"), {"bfloat16": 197.0, "float32": 197.0}),
+    ("TPU v5p", ("v5p", "tpu v5"), {"bfloat16": 459.0, "float32": 459.0}),
+    ("TPU v4", ("v4",), {"bfloat16": 275.0, "float32": 275.0}),
+)
+
+
+def device_peak(device_kind: str, dtype: str) -> tuple[str, float] | None:
+    """`(name, peak TFLOP/s per device)` for a JAX `device_kind` and compute dtype
+    ('float32' | 'bfloat16'); None for devices not in `PEAK_TFLOPS` (CPUs)."""
+    kind = device_kind.lower()
+    for name, patterns, peaks in PEAK_TFLOPS:
+        if any(p in kind for p in patterns):
+            return name, peaks[dtype]
+    return None
 
 
 def compiled_flops(compiled) -> float:
@@ -45,13 +89,83 @@ def compiled_flops(compiled) -> float:
     return float((analysis or {}).get("flops", 0.0))
 
 
-def benchmark(config, steps: int, warmup: int = 1) -> dict:
+def compiled_memory(compiled) -> dict[str, float]:
+    """XLA's memory analysis of one device's program, in GiB (empty if unavailable):
+    arguments (the state and batch), outputs, temporaries (activations kept for the
+    backward pass and scratch), and their peak sum with aliasing (donated state)."""
+    try:
+        analysis = compiled.memory_analysis()
+    except Exception:  # not every backend implements it
+        return {}
+    if analysis is None:
+        return {}
+    gib = 1024.0**3
+    fields = {
+        "arguments": "argument_size_in_bytes",
+        "outputs": "output_size_in_bytes",
+        "temporaries": "temp_size_in_bytes",
+        "aliased": "alias_size_in_bytes",
+    }
+    out = {k: getattr(analysis, f, 0) / gib for k, f in fields.items()}
+    out["total"] = out["arguments"] + out["outputs"] + out["temporaries"] - out["aliased"]
+    return out
+
+
+def _abstract_inputs(gan, config, mesh):
+    """Shapes of (state, batch) for lowering without allocating anything."""
+    state = abstract_train_state(gan, config.seed, mesh)
+    shape = (config.train.batch_size, *gan.video_shape.as_array_shape())
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    batch = {
+        "video": jax.ShapeDtypeStruct(shape, np.float32, sharding=sharding),
+        "label": jax.ShapeDtypeStruct(shape[:1], np.int32, sharding=sharding),
+    }
+    return state, batch
+
+
+def _model_flops(config, mesh) -> float:
+    """FLOPs of the step without rematerialisation (compiled, not run)."""
+    plain = config.copy_and_resolve_references()
+    plain.model.remat = "none"
+    gan = build_gan(plain)
+    lowered = make_train_step(gan, mesh).lower(*_abstract_inputs(gan, plain, mesh))
+    return compiled_flops(lowered.compile())
+
+
+def benchmark(config, steps: int, warmup: int = 1, compile_only: bool = False) -> dict:
+    """Compiles (and unless `compile_only`, runs) the train step for `config`.
+
+    Returns sizes, compile time, FLOPs per step (executed and model, for all devices),
+    memory per device and, when run, s/step and videos/s."""
     mesh = make_mesh(config.mesh.num_devices)
     gan = build_gan(config)
-    state = create_train_state(gan, config.seed, mesh)
     step_fn = make_train_step(gan, mesh)
-    shape = (config.train.batch_size, *gan.video_shape.as_array_shape())
+    abstract_state, abstract_batch = _abstract_inputs(gan, config, mesh)
+    start = time.perf_counter()
+    compiled = step_fn.lower(abstract_state, abstract_batch).compile()
+    compile_s = time.perf_counter() - start
+    # cost_analysis is per device program under shard_map: scale by the device count.
+    executed = compiled_flops(compiled) * mesh.devices.size
+    model = executed
+    if (config.model.get("remat") or "none") != "none":
+        model = _model_flops(config, mesh) * mesh.devices.size
+    result = dict(
+        g_params=count_params(abstract_state.g_params),
+        d_params=count_params(abstract_state.d_params),
+        devices=mesh.devices.size,
+        device_kind=mesh.devices.ravel()[0].device_kind,
+        batch=config.train.batch_size,
+        video=tuple(abstract_batch["video"].shape[1:]),
+        compile_s=compile_s,
+        executed_flops=executed,
+        model_flops=model,
+        memory=compiled_memory(compiled),
+    )
+    if compile_only:
+        return result
+    state = create_train_state(gan, config.seed, mesh)
     rng = np.random.default_rng(0)
+    shape = (config.train.batch_size, *gan.video_shape.as_array_shape())
     batch = global_batch(
         {
             "video": rng.uniform(-1, 1, shape).astype(np.float32),
@@ -59,32 +173,54 @@ def benchmark(config, steps: int, warmup: int = 1) -> dict:
         },
         mesh,
     )
-    start = time.perf_counter()
-    compiled = step_fn.lower(state, batch).compile()
-    compile_s = time.perf_counter() - start
-    flops = compiled_flops(compiled)
     for _ in range(warmup):
-        state, metrics = step_fn(state, batch)
+        state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
     start = time.perf_counter()
     for _ in range(steps):
-        state, metrics = step_fn(state, batch)
+        state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
     seconds = (time.perf_counter() - start) / steps
-    # cost_analysis is per device program under shard_map: scale by the device count.
-    total_flops = flops * mesh.devices.size
-    return dict(
-        g_params=count_params(state.g_params),
-        d_params=count_params(state.d_params),
-        devices=mesh.devices.size,
-        batch=config.train.batch_size,
-        video=shape[1:],
-        compile_s=compile_s,
-        s_per_step=seconds,
-        videos_per_s=config.train.batch_size / seconds,
-        gflop_per_step=total_flops / 1e9,
-        gflop_per_s=total_flops / 1e9 / seconds,
+    result.update(s_per_step=seconds, videos_per_s=config.train.batch_size / seconds)
+    return result
+
+
+def format_result(label: str, config, r: dict) -> str:
+    """One line: sizes, speed, FLOP rate, MFU against the device's peak (if known)."""
+    dtype = config.train.compute_dtype
+    text = (
+        f"{label}: G {r['g_params'] / 1e6:.2f}M + D {r['d_params'] / 1e6:.2f}M params, "
+        f"{dtype}, remat {config.model.get('remat') or 'none'}, batch {r['batch']} x "
+        f"{r['video']}, {r['devices']} device(s): "
     )
+    gflop = r["model_flops"] / 1e9
+    flops_text = f"{gflop:.1f} model GFLOP/step"
+    if r["executed_flops"] != r["model_flops"]:
+        flops_text += f" ({r['executed_flops'] / 1e9:.1f} executed)"
+    if "s_per_step" in r:
+        seconds = r["s_per_step"]
+        text += f"{seconds:.3f} s/step, {r['videos_per_s']:.1f} videos/s, {flops_text}, "
+        peak = device_peak(r["device_kind"], dtype)
+        if peak is None:  # CPU: no meaningful peak
+            text += f"{gflop / seconds:.1f} GFLOP/s"
+        else:
+            name, tflops = peak
+            achieved = r["model_flops"] / 1e12 / seconds
+            mfu = achieved / (tflops * r["devices"])
+            text += (
+                f"{achieved:.1f} model TFLOP/s, MFU {100 * mfu:.1f}% of {name}'s "
+                f"{tflops:g} TFLOP/s {dtype} peak x {r['devices']}"
+            )
+    else:
+        text += f"compiled only, {flops_text}"
+    memory = r["memory"]
+    if memory:
+        text += (
+            f"; memory per device (XLA): {memory['total']:.2f} GiB = arguments "
+            f"{memory['arguments']:.2f} + outputs {memory['outputs']:.2f} + temporaries "
+            f"{memory['temporaries']:.2f} - aliased {memory['aliased']:.2f}"
+        )
+    return text + f" (compile {r['compile_s']:.1f} s)"
 
 
 # The issue's reference shapes on the vgan_jax side of `--peer`.
@@ -148,8 +284,37 @@ def compare_with_peer(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", action="append", help="preset name or config file (repeatable)")
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument(
+        "--model",
+        action="append",
+        help="model.name to run each preset with (repeatable; default: the preset's)",
+    )
+    parser.add_argument(
+        "--dtype",
+        action="append",
+        choices=("float32", "bfloat16"),
+        help="train.compute_dtype (repeatable; default: the preset's)",
+    )
+    parser.add_argument("--batch", type=int, help="train.batch_size N (default: the preset's)")
+    parser.add_argument(
+        "--remat",
+        action="append",
+        choices=("none", "stage"),
+        help="model.remat (repeatable; default: the preset's)",
+    )
+    parser.add_argument("--steps", type=int, default=5, help="timed steps after 1 warmup")
     parser.add_argument("--set", action="append", default=[], help="override, e.g. model.width=16")
+    parser.add_argument(
+        "--compile-only",
+        action="store_true",
+        help="compile for abstract inputs and print FLOPs and memory; run nothing",
+    )
+    parser.add_argument(
+        "--conv",
+        choices=layers.CONV_IMPLEMENTATIONS,
+        default=None,
+        help="force the convolution path (layers.CONV_IMPLEMENTATION); default: the backend's",
+    )
     parser.add_argument(
         "--peer", action="store_true", help="vgan_jax vs the PyTorch peer at the issue's shapes"
     )
@@ -161,22 +326,34 @@ def main() -> None:
     if args.peer:
         compare_with_peer(args)
         return
+    if args.conv:
+        layers.CONV_IMPLEMENTATION = args.conv
+    devices = jax.devices()
+    print(
+        f"jax {jax.__version__} on {devices[0].device_kind} x{len(devices)} "
+        f"({jax.default_backend()}; convolutions: {layers.resolve_conv_implementation()})",
+        flush=True,
+    )
     presets = args.preset or ["default", "gpu"]
-    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} x{jax.device_count()}")
-    for preset in presets:
+    for preset, model, dtype, remat in itertools.product(
+        presets, args.model or [None], args.dtype or [None], args.remat or [None]
+    ):
         config = load_config(preset)
-        for item in args.set:
+        overrides = list(args.set)
+        if model:
+            overrides.append(f"model.name={model}")
+        if dtype:
+            overrides.append(f"train.compute_dtype={dtype}")
+        if args.batch:
+            overrides.append(f"train.batch_size={args.batch}")
+        if remat:
+            overrides.append(f"model.remat={remat}")
+        for item in overrides:
             key, _, value = item.partition("=")
             apply_override(config, key, value)
-        r = benchmark(config, args.steps)
-        print(
-            f"{preset:>10}: {config.model.name} G {r['g_params'] / 1e6:.2f}M + D "
-            f"{r['d_params'] / 1e6:.2f}M params, batch {r['batch']} x {r['video']}, "
-            f"{r['devices']} device(s): {r['s_per_step']:.3f} s/step, "
-            f"{r['videos_per_s']:.1f} videos/s, {r['gflop_per_step']:.1f} GFLOP/step, "
-            f"{r['gflop_per_s']:.1f} GFLOP/s (compile {r['compile_s']:.1f} s)",
-            flush=True,
-        )
+        r = benchmark(config, args.steps, compile_only=args.compile_only)
+        label = f"{preset:>8} {config.model.name}"
+        print(format_result(label, config, r), flush=True)
 
 
 if __name__ == "__main__":

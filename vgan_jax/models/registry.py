@@ -260,7 +260,7 @@ def check_model_config(model_config, shape: VideoShape) -> None:
             f"unknown model.g_time_padding {model_config.g_time_padding!r}; known: "
             f"{', '.join(TIME_PADDINGS)}"
         )
-    remat = model_config.get("remat", "none")
+    remat = model_config.get("remat") or "none"  # --config.model.remat=none parses as None
     if remat not in REMAT_MODES:
         raise VganError(f"unknown model.remat {remat!r}; known: {', '.join(REMAT_MODES)}")
     for field in ("latent_dim", "width", "motion_dim"):
@@ -297,7 +297,7 @@ def build_models(
     checkpoints) do not depend on them."""
     check_model_config(model_config, shape)
     dtype = check_compute_dtype(compute_dtype)
-    remat = model_config.get("remat", "none")
+    remat = model_config.get("remat") or "none"  # --config.model.remat=none parses as None
     pair = _BUILDERS[model_config.name](model_config, shape)
     generator = pair.generator
     if isinstance(generator, LabelConcatGenerator):  # the wrapped module computes
