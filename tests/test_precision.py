@@ -301,7 +301,6 @@ def test_accelerator_presets():
     gpu, gpu128 = load_config("gpu"), load_config("gpu128")
     assert gpu.train.compute_dtype == gpu128.train.compute_dtype == "bfloat16"
     assert load_config("default").train.compute_dtype == "float32"
-    assert gpu128.model.remat == "stage"
     check_config(gpu128)
     gan = build_gan(gpu128)
     assert gan.video_shape.as_array_shape() == (16, 128, 128, 3)

@@ -1,0 +1,76 @@
+"""The train-step benchmark's MFU arithmetic and peak table (no timing here: speed
+figures come from running the benchmarks, see README "Measured")."""
+
+import importlib.util
+import os
+
+import pytest
+
+from vgan_jax.config import load_config
+
+_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "experiments",
+    "benchmark_train_step.py",
+)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmark_train_step", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "kind, name, bf16, fp32",
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM", 989.4, 494.7),
+        ("NVIDIA H100 PCIe", "H100 PCIe", 756.0, 378.0),
+        ("NVIDIA H200", "H200 SXM", 989.4, 494.7),
+        ("NVIDIA A100-SXM4-40GB", "A100", 312.0, 156.0),
+        ("TPU v4", "TPU v4", 275.0, 275.0),
+        ("TPU v5 lite", "TPU v5e", 197.0, 197.0),
+        ("TPU v5p", "TPU v5p", 459.0, 459.0),
+        ("TPU v6 lite", "TPU v6e", 918.0, 918.0),
+    ],
+)
+def test_device_peaks(bench, kind, name, bf16, fp32):
+    assert bench.device_peak(kind, "bfloat16") == (name, bf16)
+    assert bench.device_peak(kind, "float32") == (name, fp32)
+
+
+def test_cpu_has_no_peak(bench):
+    assert bench.device_peak("cpu", "float32") is None
+
+
+def _result(kind, devices=1):
+    return dict(
+        g_params=1e6,
+        d_params=2e6,
+        devices=devices,
+        device_kind=kind,
+        batch=64,
+        video=(16, 64, 64, 1),
+        compile_s=1.0,
+        executed_flops=5.2e12,
+        model_flops=4e12,
+        memory={},
+        s_per_step=0.02,
+        videos_per_s=3200.0,
+    )
+
+
+def test_mfu_line_on_an_accelerator(bench):
+    config = load_config("gpu")  # bfloat16
+    line = bench.format_result("gpu dcgan", config, _result("NVIDIA H100 80GB HBM3", 2))
+    # 4e12 FLOP / 0.02 s = 200 TFLOP/s over 2 x 989.4: 10.1%.
+    assert "200.0 model TFLOP/s" in line and "MFU 10.1% of H100 SXM" in line
+    assert "4000.0 model GFLOP/step (5200.0 executed)" in line
+    assert "0.020 s/step" in line and "3200.0 videos/s" in line
+
+
+def test_cpu_line_reports_gflops_only(bench):
+    line = bench.format_result("default dcgan", load_config("default"), _result("cpu"))
+    assert "200000.0 GFLOP/s" in line and "MFU" not in line
