@@ -14,7 +14,8 @@ Scaled down from the paper: one residual block per group (the paper has two), ch
 widths from `width` (halving per group), and no spectral norm in G (BigGAN and
 DVD-GAN put it in G too; here the standing-statistics pass of sampling would have to
 freeze its power iteration, and the critic's spectral norm is the one that matters
-for stability). The ConvGRU's hidden state starts at zero; the paper does not say.
+for stability). The paper does not say where the ConvGRU's state starts; here it is
+tanh of the first frame's input (see `ConvGRU`: a zero state left the first frame empty).
 
 Because the ConvGRU is causal and the residual blocks are per frame, a video can be
 unrolled past the trained length (`clone(frames=48)`): its first frames are the
@@ -64,7 +65,13 @@ class ConvGRUCell(nn.Module):
 
 class ConvGRU(nn.Module):
     """`x` float32 `[batch, frames, H, W, c]` -> `[batch, frames, H, W, features]`: one
-    `ConvGRUCell` scanned over time (`nn.scan`, shared weights), from a zero state."""
+    `ConvGRUCell` scanned over time (`nn.scan`, shared weights).
+
+    The state starts at `tanh` of the first frame's input (projected by a 1x1
+    convolution if its channels differ). From a zero state, as first written, the first
+    frame of every trained sample was a dark, nearly empty frame while the others held
+    strokes (a 400-step `default` run): with h_0 = 0 the first output is only the
+    candidate, damped by its update gate, and every group starts from nothing."""
 
     features: int
 
@@ -77,8 +84,10 @@ class ConvGRU(nn.Module):
             in_axes=1,
             out_axes=1,
         )
-        h0 = jnp.zeros((x.shape[0], *x.shape[2:4], self.features), x.dtype)
-        _, outputs = scan(self.features, name="cell")(h0, x)
+        first = x[:, 0]
+        if first.shape[-1] != self.features:
+            first = SameConv(self.features, (1, 1), name="initial_state")(first)
+        _, outputs = scan(self.features, name="cell")(jnp.tanh(first), x)
         return outputs
 
 
