@@ -67,6 +67,8 @@ train.batch_size        global batch; must divide by the number of devices.
 train.loss              'non_saturating' | 'hinge' | 'wasserstein'.
 train.r1_gamma          R1 penalty weight on real data (0 disables it).
 train.g_lr, train.d_lr  Adam learning rates; g_beta1/g_beta2/d_beta1/d_beta2 its betas.
+train.lr_decay_start    fraction of train.steps after which both learning rates decay
+                        linearly to 0 at train.steps (1.0: constant). Can change on resume.
 train.weight_decay      decoupled weight decay (AdamW) for both networks, on parameters
                         with ndim >= 2 (kernels) only: norm scales and biases are not
                         decayed. 0 (Adam) and > 0 (AdamW) can't be switched on resume.
@@ -168,6 +170,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.g_beta2 = 0.999
     config.train.d_beta1 = 0.5
     config.train.d_beta2 = 0.999
+    config.train.lr_decay_start = 1.0
     config.train.weight_decay = 0.0
     config.train.ema_decay = 0.999
     config.train.d_singular_value_clip_every = 0

@@ -116,7 +116,25 @@ def decay_mask(params: PyTree) -> PyTree:
     return jax.tree_util.tree_map(lambda p: jnp.ndim(p) > 1, params)
 
 
-def make_optimizer(lr: float, beta1: float, beta2: float, weight_decay: float):
+def learning_rate_schedule(lr: float, steps: int, decay_start: float) -> optax.Schedule:
+    """`lr` until `decay_start * steps`, then linearly down to 0 at `steps`.
+
+    Always a schedule, even when constant (`decay_start >= 1`): the optimizer state then
+    has the same tree (a step count) whatever the setting, so a run can change it on
+    resume. The count lives in the optimizer state, so resume stays exact.
+    """
+    if decay_start >= 1.0:
+        return optax.constant_schedule(lr)
+    start = int(round(decay_start * steps))
+    return optax.join_schedules(
+        [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, max(steps - start, 1))],
+        boundaries=[start],
+    )
+
+
+def make_optimizer(
+    lr: float | optax.Schedule, beta1: float, beta2: float, weight_decay: float
+):
     """Adam, or AdamW (decoupled decay on `decay_mask`'s parameters) when weight_decay > 0.
 
     The two have different optimizer-state trees, so a run can't switch between them on
@@ -142,8 +160,14 @@ def build_gan(config) -> Gan:
         discriminator=pair.discriminator,
         latent_dim=pair.latent_dim,
         video_shape=shape,
-        g_optimizer=make_optimizer(t.g_lr, t.g_beta1, t.g_beta2, t.weight_decay),
-        d_optimizer=make_optimizer(t.d_lr, t.d_beta1, t.d_beta2, t.weight_decay),
+        g_optimizer=make_optimizer(
+            learning_rate_schedule(t.g_lr, t.steps, t.lr_decay_start),
+            t.g_beta1, t.g_beta2, t.weight_decay,
+        ),
+        d_optimizer=make_optimizer(
+            learning_rate_schedule(t.d_lr, t.steps, t.lr_decay_start),
+            t.d_beta1, t.d_beta2, t.weight_decay,
+        ),
         loss=get_loss(t.loss),
         r1_gamma=float(t.r1_gamma),
         ema_decay=float(t.ema_decay),
