@@ -1,6 +1,5 @@
 """Catalog datasets: UCF-101, BAIR, Moving MNIST through tfds (TensorFlow), Kinetics by hand."""
 
-import argparse
 import importlib.util
 import os
 import subprocess
@@ -8,8 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from vgan_jax.cli import main
 from vgan_jax.data import catalog, prepared
-from vgan_jax.data.prepare_command import add_prepare_arguments, run_prepare
 from vgan_jax.errors import VganError
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
@@ -20,17 +19,11 @@ needs_tensorflow = pytest.mark.skipif(
 )
 
 
-def _parse(argv):
-    parser = argparse.ArgumentParser()
-    add_prepare_arguments(parser)
-    return parser.parse_args(argv)
-
-
 @pytest.mark.skipif(HAS_TENSORFLOW, reason="TensorFlow is installed")
 @pytest.mark.parametrize("dataset", ["ucf101", "bair_robot_pushing_small", "moving_mnist"])
 def test_prepare_without_tensorflow_says_how_to_install(dataset, tmp_path):
     with pytest.raises(VganError, match=r'pip install "vgan-jax\[tfds\]"'):
-        run_prepare(_parse([dataset, "--data_dir", str(tmp_path)]))
+        catalog.prepare(dataset, str(tmp_path))
     assert not os.path.exists(os.path.join(tmp_path, "vgan_catalog", dataset))
 
 
@@ -46,7 +39,7 @@ def test_conversion_of_gray_unlabelled_source(data_dir):
     rng = np.random.default_rng(0)
     raw = [(f"{i:03d}", rng.integers(0, 255, (20, 64, 64, 1), dtype=np.uint8), 0) for i in range(3)]
     source = catalog.CatalogSource(["moving_mnist"], {"train": lambda: iter(raw)})
-    report = catalog.prepare_catalog(
+    report = catalog.prepare(
         "moving_mnist", data_dir, size=32, max_frames=16, min_frames=8, source=source
     )
     # 20 frames -> 16 + the last 16 (the 4-frame tail is shorter than min_frames).
@@ -71,7 +64,7 @@ def test_conversion_keeps_101_class_labels(tmp_path):
         )
 
     source = catalog.CatalogSource(names, {"train": split([0, 57, 100]), "test": split([3])})
-    catalog.prepare_catalog(
+    catalog.prepare(
         "ucf101", str(tmp_path), size=16, max_frames=16, min_frames=16, source=source
     )
     train, info = prepared.open_prepared("ucf101", str(tmp_path), "train")
@@ -95,7 +88,7 @@ def test_tfds_catalog_through_mock_data(dataset, num_classes, tmp_path):
     with tfds.testing.mock_data(num_examples=2):
         source = catalog.open_tfds_source(dataset, str(tmp_path)).materialize()
     assert len(source.class_names) == num_classes
-    report = catalog.prepare_catalog(
+    report = catalog.prepare(
         dataset, str(tmp_path), size=16, max_frames=8, min_frames=4, source=source
     )
     assert report["videos_used"] >= 2
@@ -129,9 +122,9 @@ def test_kinetics_class_folder_layout(tmp_path):
     _make_clip(str(manual / "val" / "juggling" / "j2_000003_000013.mp4"))
     (manual / "train" / "juggling" / "broken.mp4").write_bytes(b"\x00" * 100)
     data_dir = str(tmp_path / "data")
-    assert run_prepare(
-        _parse(["kinetics", "--manual_dir", str(manual), "--data_dir", data_dir,
-                "--size", "16", "--max_frames", "8", "--min_frames", "4"])
+    assert main(
+        ["prepare", "kinetics", "--manual_dir", str(manual), "--data_dir", data_dir,
+         "--size", "16", "--max_frames", "8", "--min_frames", "4"]
     ) == 0
     train, info = prepared.open_prepared("kinetics", data_dir, "train")
     assert info["class_names"] == ["abseiling", "juggling"]
@@ -153,7 +146,7 @@ def test_kinetics_flat_layout_with_annotations(tmp_path):
         "label,youtube_id,time_start,time_end,split\n"
         "playing drums,abc,1,11,train\nsurfing,xyz,2,12,train\n"
     )
-    report = catalog.prepare_catalog(
+    report = catalog.prepare(
         "kinetics", str(tmp_path / "data"), manual_dir=str(manual), size=16, max_frames=12,
         min_frames=4,
     )
@@ -166,4 +159,4 @@ def test_kinetics_flat_layout_with_annotations(tmp_path):
 
 def test_kinetics_needs_manual_dir(tmp_path):
     with pytest.raises(VganError, match="--manual_dir"):
-        run_prepare(_parse(["kinetics", "--data_dir", str(tmp_path)]))
+        catalog.prepare("kinetics", str(tmp_path))

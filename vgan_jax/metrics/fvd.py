@@ -20,16 +20,22 @@ from typing import Any
 import jax
 import numpy as np
 
+from vgan_jax.data.video_decode import (
+    VIDEO_EXTENSIONS,
+    VideoDecodeError,
+    decode_or_error,
+    is_video_filename,
+)
 from vgan_jax.errors import VganError
 from vgan_jax.metrics import distances
 from vgan_jax.metrics.progress import Progress
 from vgan_jax.metrics.stats import FeatureStats
+from vgan_jax.video_io import to_uint8
 
 # StyleGAN-V's protocol (Skorokhodov et al. 2022): 2048 vs 2048 clips of 16 frames.
 DEFAULT_NUM_VIDEOS = 2048
 DEFAULT_FRAMES = 16
 VIDEO_LAYOUT = "[num_videos, frames, height, width, channels] (channels 1 or 3)"
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif")
 
 
 def detector_description() -> str:
@@ -73,10 +79,7 @@ def validate_videos(videos: Any, name: str = "videos") -> np.ndarray:
                 f"{name}: float videos must lie in [-1, 1], got [{low:.3g}, {high:.3g}]; "
                 "pass uint8 in [0, 255] or rescale (e.g. x / 127.5 - 1)"
             )
-        # Quantise exactly as writing the samples to uint8 video files would.
-        return np.clip(np.round((videos.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(
-            np.uint8
-        )
+        return to_uint8(videos)  # exactly as writing the samples to video files would
     raise VganError(
         f"{name}: dtype {videos.dtype} not supported; pass uint8 in [0, 255] "
         f"(e.g. x.astype(np.uint8)) or float in [-1, 1], layout {VIDEO_LAYOUT}"
@@ -314,7 +317,7 @@ class VideoSet:
 
     Args:
       path: a `.npy` uint8 array `[N, T, H, W, C]` (memory-mapped), or a folder of
-        video files (decoded with imageio / imageio-ffmpeg, first `frames` frames each).
+        video files (first `frames` frames each, RGB, by `data.video_decode`).
       frames: clip length for folders (default 16); for `.npy` it must equal the
         array's T if given.
       max_videos: use only the first `max_videos` videos.
@@ -357,9 +360,7 @@ class VideoSet:
     def _init_folder(self, frames: int | None) -> None:
         self.kind = "folder"
         self.frames = frames or DEFAULT_FRAMES
-        files = sorted(
-            f for f in os.listdir(self.path) if f.lower().endswith(VIDEO_EXTENSIONS)
-        )
+        files = sorted(f for f in os.listdir(self.path) if is_video_filename(f))
         self._files = [os.path.join(self.path, f) for f in files]
         if self.max_videos:
             self._files = self._files[: self.max_videos]
@@ -378,38 +379,18 @@ class VideoSet:
         self.num_videos = len(self._files)  # upper bound until corrupt files are skipped
 
     def _read(self, file: str) -> np.ndarray | None:
-        """First `frames` frames as uint8 `[T, H, W, C]`; None if the file can't be decoded."""
-        import imageio.v3 as iio
-
-        # Name the plugin: letting imageio guess tries every format on a corrupt file.
-        plugin = "pillow" if file.lower().endswith(".gif") else "FFMPEG"
-        frames = []
-        try:
-            reader = iio.imiter(file, plugin=plugin)
-            for frame in reader:
-                frames.append(np.asarray(frame))
-                if len(frames) == self.frames:
-                    break
-            reader.close()
-        except Exception:  # noqa: BLE001 - any decoder failure means "corrupt file"
+        """First `frames` frames as uint8 `[T, H, W, 3]`; None if the file can't be decoded."""
+        clip = decode_or_error(file, max_frames=self.frames)
+        if isinstance(clip, VideoDecodeError):
             if file not in self.skipped:
                 self.skipped.append(file)
             return None
-        if len(frames) < self.frames:
-            if not frames:
-                if file not in self.skipped:
-                    self.skipped.append(file)
-                return None
+        if len(clip) < self.frames:
             raise VganError(
-                f"{file}: {len(frames)} frames, but every video must have at least "
+                f"{file}: {len(clip)} frames, but every video must have at least "
                 f"{self.frames} (the first {self.frames} are used); pass --frames to change T"
             )
-        clip = np.stack(frames)
-        if clip.ndim == 3:
-            clip = clip[..., None]
-        if clip.shape[-1] == 4:
-            clip = clip[..., :3]  # drop alpha (GIFs)
-        return clip.astype(np.uint8)
+        return clip
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """uint8 `[b, T, H, W, C]` batches; corrupt folder videos are skipped and counted."""
