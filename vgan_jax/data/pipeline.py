@@ -1,4 +1,4 @@
-"""The input pipeline: dataset registry, random-access sources and the training iterator.
+"""The input pipeline: config checks, random-access sources and the training iterator.
 
 Data flow of `make_train_iterator` (built on grain):
 

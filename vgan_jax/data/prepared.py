@@ -30,9 +30,6 @@ per split, `(key, frames or VideoDecodeError, label)` videos (video_folder.py,
 catalog.py). It cuts them into segments, counts what it used and skipped in a
 `Report`, writes into a temporary directory inside `data_dir` and moves the result
 into place only when it succeeded, so a failed run never destroys a good dataset.
-
-tfds's own `store_as_tfds_dataset` (AdhocBuilder) is not used: it checks every split
-against `tf.data.Dataset`, which imports TensorFlow, and it stores no metadata.
 """
 
 from __future__ import annotations
