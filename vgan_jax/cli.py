@@ -210,7 +210,7 @@ _PREPARE_OPTION_FLAGS = (
     ("max_frames", int, "most frames per stored example; longer videos are split"),
     ("min_frames", int, "shortest stored example, usually the training clip length"),
     ("max_segments_per_video", int, "decode at most this many --max_frames segments of "
-     "each file (default: all)"),
+     "each file (None: all)"),
     ("workers", int, "decoding threads"),
 )
 
