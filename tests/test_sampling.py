@@ -87,3 +87,24 @@ def test_ema_samples_use_statistics_of_the_ema_weights(tiny_run):
     np.testing.assert_allclose(inference, batch_mode, rtol=1e-4, atol=1e-5)
     online = make_generate_fn(gan)(params, state.g_state, z)
     assert float(jnp.max(jnp.abs(online - inference))) > 1e-3
+
+
+def test_sampling_restores_only_the_ema_generator_and_samples_the_same(tiny_run):
+    """`TrainedGenerator` reads the EMA weights and the generator's BatchNorm state only
+    (Orbax partial restore); they equal the full state's, and so do the samples."""
+    trained = TrainedGenerator(tiny_run)
+    checkpointer = Checkpointer(tiny_run, create=False)
+    parts = checkpointer.restore_parts(
+        {"ema_params": abstract_train_state(trained.gan, mesh=make_mesh(1)).ema_params}
+    )
+    state = checkpointer.restore(abstract_train_state(trained.gan, mesh=make_mesh(1)))
+    checkpointer.close()
+    assert set(parts) == {"ema_params"}
+    for part in (parts["ema_params"], trained.params):
+        for x, y in zip(jax.tree.leaves(part), jax.tree.leaves(state.ema_params), strict=True):
+            np.testing.assert_array_equal(x, y)
+    g_state = make_standing_statistics_fn(trained.gan)(state.ema_params, state.g_state)
+    z = latents(3, 5, trained.gan.latent_dim)
+    full = to_uint8(jax.device_get(make_generate_fn(trained.gan)(state.ema_params, g_state, z)))
+    np.testing.assert_array_equal(trained.generate(z), full)
+    np.testing.assert_array_equal(sample(tiny_run, num=5, seed=3), full)

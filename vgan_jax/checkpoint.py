@@ -25,9 +25,16 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 class _IteratorSnapshot:
-    """Adapts an iterator with dict `get_state`/`set_state` to grain's Orbax handler,
-    which stores bytes per process. The state is captured when the snapshot is made,
-    so an asynchronous save records the position at the step it was asked for."""
+    """Adapts an iterator with dict `get_state`/`set_state` to grain's Orbax handler.
+
+    grain's handler writes each process's `process_<i>-of-<n>.json`, but picks the state
+    format by type: a `grain.DatasetIterator` as a dict, anything else as bytes. The
+    training input is vgan_jax's `InputIterator` (a wrapper that owns the worker
+    shutdown and hands out plain arrays), or a caller's wrapper of it, so it takes the
+    bytes path. The state is captured when the snapshot is made, in `save()` itself, so
+    an asynchronous save records the position at the step it was asked for whatever
+    thread Orbax later runs the handler in.
+    """
 
     def __init__(self, iterator, state: bytes | None = None):
         self._iterator = iterator
@@ -111,6 +118,31 @@ class Checkpointer:
         except Exception as error:
             raise self._unreadable(step, error) from error
         return restored["state"]
+
+    def restore_parts(self, abstract_parts: dict[str, Any], step: int | None = None) -> dict:
+        """Only the named fields of a saved `TrainState`, e.g. `{"ema_params": ...,
+        "g_state": ...}` with abstract leaves (`jax.ShapeDtypeStruct`s with shardings):
+        Orbax's partial restore reads those arrays and nothing else (sampling needs the
+        EMA generator, not both networks' parameters and Adam states)."""
+        step = self._step_or_latest(step)
+        args = ocp.args.PyTreeRestore(
+            item=abstract_parts,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_parts),
+            partial_restore=True,
+        )
+        # StandardRestore has no partial restore; the same files read as a PyTree do.
+        reader = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(create=False),
+            item_handlers={"state": ocp.PyTreeCheckpointHandler()},
+        )
+        try:
+            restored = reader.restore(step, args=ocp.args.Composite(state=args))
+        except Exception as error:
+            raise self._unreadable(step, error) from error
+        finally:
+            reader.close()
+        return dict(restored["state"])
 
     def wait(self) -> None:
         """Blocks until pending asynchronous saves are on disk."""

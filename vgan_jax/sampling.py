@@ -188,7 +188,8 @@ def load_run_config(workdir: str, step: int | None = None) -> ml_collections.Con
 
 class TrainedGenerator:
     """A run's EMA generator, restored once, on one device, making `frames` frames (None:
-    the trained length; other lengths only for recurrent models, see `check_frames`)."""
+    the trained length; other lengths only for recurrent models, see `check_frames`).
+    Only the EMA weights and the generator's BatchNorm state are read from the checkpoint."""
 
     def __init__(self, workdir: str, step: int | None = None, frames: int | None = None):
         checkpointer = Checkpointer(workdir, create=False)
@@ -200,10 +201,11 @@ class TrainedGenerator:
         self.gan = build_gan(self.config)
         self.frames = check_frames(self.gan, frames, f"model {self.config.model.name!r}")
         abstract = abstract_train_state(self.gan, mesh=make_mesh(1))
-        state = checkpointer.restore(abstract, step=step)
-        self.params = state.ema_params
-        self.g_state = make_standing_statistics_fn(self.gan)(state.ema_params, state.g_state)
+        parts = {"ema_params": abstract.ema_params, "g_state": abstract.g_state}
+        restored = checkpointer.restore_parts(parts, step=step)
         checkpointer.close()
+        self.params = restored["ema_params"]
+        self.g_state = make_standing_statistics_fn(self.gan)(self.params, restored["g_state"])
         self._generate = make_generate_fn(self.gan, self.frames)
 
     def generate(self, z, labels=None, frame_noise=None) -> np.ndarray:
