@@ -1,10 +1,11 @@
 """`gpu`: Moving MNIST 64x64x16 on one GPU or a TPU slice: a wider model, bigger batch.
 
-G 12.1M + D 6.2M parameters (width 64); batch 64 (divisible by 8 devices, so it runs on
-a v4-8/v5e-8 unchanged); R1 on real data; 50k steps. Scale train.batch_size with the
+A batch that divides over 8 devices (so it runs on a v4-8/v5e-8 unchanged); R1 on
+real data; a long run with a small-N training FVD. Scale train.batch_size with the
 number of devices. Mixed precision: bfloat16 convolutions and matmuls, float32
 parameters, optimizer states and losses (`--config.train.compute_dtype=float32` for
-full precision).
+full precision). `vgan-jax train` prints the parameter counts; step times belong in
+README's "Measured" (`experiments/benchmark_train_step.py --preset gpu`).
 """
 
 from vgan_jax.config import base_config

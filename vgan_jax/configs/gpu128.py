@@ -1,23 +1,20 @@
 """`gpu128`: UCF-101 at 128x128x16 RGB on one GPU or a TPU slice.
 
 The `gpu` model one stage deeper (4 upsampling stages from 1x8x8, width 64: the
-generator's widest layer has 512 channels, the critic mirrors it; G 7.9M + D 32.8M
-parameters), in mixed precision (bfloat16 convolutions and matmuls, float32
-parameters and losses): 8.5 TFLOP per step by XLA's cost analysis.
+critic mirrors the generator), in mixed precision (bfloat16 convolutions and
+matmuls, float32 parameters and losses).
 
-Memory, by XLA's memory analysis of the step compiled for CPU with the accelerators'
-convolution path (`python experiments/benchmark_train_step.py --preset gpu128
---compile-only --conv xla --remat none --remat stage`; an estimate, not a GPU
-measurement): 7.4 GiB per device at batch 32 without rematerialisation, 8.2 GiB with
-`model.remat=stage`. Remat is therefore off here: it adds 28% executed FLOPs (10.8
-TFLOP per step) and, by this estimate, no memory back (likely because the
-full-resolution stages' working set, which a rematerialised stage rebuilds for its
-own backward pass, is the peak either way). It stays available
+Rematerialisation is off: by XLA's memory analysis of this step (`python
+experiments/benchmark_train_step.py --preset gpu128 --compile-only --conv xla --remat
+none --remat stage`; an estimate, not a GPU measurement) it adds executed FLOPs and
+gives no memory back here, likely because the full-resolution stages' working set,
+which a rematerialised stage rebuilds for its own backward pass, is the peak either
+way. README's "Measured" has the figures. It stays available
 (`--config.model.remat=stage`) for models whose peak lies elsewhere; check with the
-command above. By the same estimate batch 32 leaves most of an 80 GB GPU free.
+command above.
 
-Batch 32 divides over 8 devices (v4-8, v5e-8); scale it with the device count. Frames
-are flipped horizontally at random (UCF-101's actions have no handedness).
+The batch divides over 8 devices (v4-8, v5e-8); scale it with the device count.
+Frames are flipped horizontally at random (UCF-101's actions have no handedness).
 
 Needs the converted dataset first: `vgan-jax prepare ucf101 --data_dir DIR` (tfds
 downloads and converts it once; needs TensorFlow, see README "Data"), then train with
