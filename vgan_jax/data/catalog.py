@@ -233,6 +233,8 @@ def prepare(
             f"unknown dataset {dataset!r} for prepare: use one of video_folder, "
             f"{', '.join(registry.CATALOG_DATASETS)}"
         )
+    if isinstance(source, str):
+        raise VganError(f"--source is for video_folder; {dataset} reads tfds or --manual_dir")
     options = prepared.PrepareOptions(**options)
     if dataset == "kinetics":
         return prepare_kinetics(manual_dir, data_dir, options=options, log=log)
