@@ -7,11 +7,14 @@ Tolerances, and why:
 - remat vs none, float32: rtol 1e-5 / atol 1e-6 on losses, parameters after one SGD
   step (= gradients), BatchNorm and spectral-norm state. Remat recomputes the same
   operations; only XLA's fusion of them may differ.
-- bfloat16 vs float32, one step from the same initialisation: losses and per-head
-  mean logits within 0.05 absolute + 5% relative, and each network's gradient (the
-  SGD update) with cosine similarity >= 0.98 and a norm within 15% of float32's.
-  bfloat16 keeps 8 bits of mantissa (~0.4% per rounding); tens of roundings per
-  activation put the losses' error at ~1e-2, measured well inside these bounds.
+- bfloat16 vs float32, one step from the same initialisation, for every registered
+  model: losses and per-head mean logits within 0.05 absolute + 5% relative, and each
+  network's gradient (the SGD update) with cosine similarity >= 0.98 and a norm within
+  15% of float32's. bfloat16 keeps 8 bits of mantissa (~0.4% per rounding); tens of
+  roundings per activation put the losses' error at ~1e-2, measured well inside these
+  bounds.
+
+The remat and bfloat16 tests share one float32 step per model (`one_step`).
 """
 
 import dataclasses
@@ -26,7 +29,7 @@ import pytest
 from vgan_jax.checkpoint import Checkpointer
 from vgan_jax.config import load_config
 from vgan_jax.errors import VganError
-from vgan_jax.models import VideoShape, build_models, layers
+from vgan_jax.models import VideoShape, build_models, known_models, layers
 from vgan_jax.models.critics import FRAMES_RNG
 from vgan_jax.parallel import global_batch, make_mesh
 from vgan_jax.state import abstract_train_state, build_gan, create_train_state
@@ -72,6 +75,27 @@ def _one_sgd_step(config, devices=2, lr=0.1):
 
 def _flat(tree):
     return np.concatenate([x.ravel() for x in _leaves(tree)]).astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def one_step(tiny_config):
+    """`run(model, compute_dtype, remat)` -> `_one_sgd_step` of the `tiny` preset with
+    every feature on (`_ALL_FEATURES`), each setting run once per module."""
+    runs = {}
+
+    def run(model, compute_dtype="float32", remat="none"):
+        key = (model, compute_dtype, remat)
+        if key not in runs:
+            config = tiny_config(
+                model__name=model,
+                model__remat=remat,
+                train__compute_dtype=compute_dtype,
+                **_ALL_FEATURES,
+            )
+            runs[key] = _one_sgd_step(config)
+        return runs[key]
+
+    return run
 
 
 # --- lax.conv (GPU/TPU) against im2col (CPU) -----------------------------------------
@@ -163,17 +187,16 @@ def test_models_give_the_same_outputs_and_gradients_through_either_path(monkeypa
 # --- rematerialisation ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["vgan"])
-def test_remat_leaves_losses_and_gradients_unchanged(tiny_config, model):
-    """vgan has every rematerialised stage kind: the 3D trunk's (dcgan's), the 2D image
-    generator's (tgan's per-frame one), both critic heads'; R1 (a gradient through the
-    rematerialised critic) and the synchronised BatchNorm (a collective inside a
-    rematerialised stage) are on."""
-    runs = {}
-    for remat in ("none", "stage"):
-        config = tiny_config(model__name=model, model__remat=remat, **_ALL_FEATURES)
-        runs[remat] = _one_sgd_step(config)
-    (init_a, a, metrics_a), (init_b, b, metrics_b) = runs["none"], runs["stage"]
+@pytest.mark.parametrize("model", known_models())
+def test_remat_leaves_losses_and_gradients_unchanged(one_step, model):
+    """Every model, with R1 (a gradient through the rematerialised critic) and the
+    synchronised BatchNorm (a collective inside a rematerialised stage) on. The stage
+    kinds: dcgan's 3D trunk, the 2D image generator (vgan's background, tgan's and
+    mocogan's per-frame generator), DVD-GAN's groups (a ConvGRU scan and a residual
+    block with conditional BatchNorm), the video, image, spatial and temporal critics."""
+    (init_a, a, metrics_a), (init_b, b, metrics_b) = (
+        one_step(model, remat=remat) for remat in ("none", "stage")
+    )
     # Same parameter names and shapes: a checkpoint doesn't care about remat.
     assert jax.tree.structure(init_a) == jax.tree.structure(init_b)
     for x, y in zip(_leaves(init_a), _leaves(init_b), strict=True):
@@ -231,25 +254,22 @@ def test_bfloat16_models_compute_in_bfloat16_and_return_float32(monkeypatch):
         assert len(d_types) >= 6 and set(d_types) == {"bf16"}, (implementation, d_types)
 
 
-def test_bfloat16_step_is_finite_close_to_float32_and_keeps_float32_state(tiny_config):
-    runs = {
-        dtype: _one_sgd_step(tiny_config(train__compute_dtype=dtype, **_ALL_FEATURES))
-        for dtype in ("float32", "bfloat16")
-    }
-    (init32, f32, m32), (init16, bf16, m16) = runs["float32"], runs["bfloat16"]
+# Every model's critic heads (the per-head mean logits the step logs).
+_HEADS = {"dvdgan": ("spatial", "temporal")}
+
+
+@pytest.mark.parametrize("model", known_models())
+def test_bfloat16_step_is_finite_close_to_float32_and_keeps_float32_state(one_step, model):
+    (init32, f32, m32), (init16, bf16, m16) = (
+        one_step(model, compute_dtype) for compute_dtype in ("float32", "bfloat16")
+    )
     for x, y in zip(_leaves(init32), _leaves(init16), strict=True):
         np.testing.assert_array_equal(x, y)  # same float32 initialisation
     assert m16["nonfinite"] == 0
     assert all(np.isfinite(v) for v in m16.values())
-    for name in (
-        "d_loss",
-        "g_loss",
-        "d_real_video",
-        "d_fake_video",
-        "d_real_image",
-        "d_fake_image",
-        "r1",
-    ):
+    heads = _HEADS.get(model, ("video", "image"))
+    logits = [f"d_{side}_{head}" for head in heads for side in ("real", "fake")]
+    for name in ("d_loss", "g_loss", *logits, "r1"):
         np.testing.assert_allclose(m16[name], m32[name], rtol=0.05, atol=0.05, err_msg=name)
     for part in ("g_params", "d_params"):
         update32 = _flat(getattr(f32, part)) - _flat(getattr(init32, part))

@@ -17,6 +17,13 @@ freeze its power iteration, and the critic's spectral norm is the one that matte
 for stability). The paper does not say where the ConvGRU's state starts; here it is
 tanh of the first frame's input (see `ConvGRU`: a zero state left the first frame empty).
 
+Mixed precision (`dtype`, e.g. bfloat16): every convolution and dense layer of G and D
+runs in it; the ConvGRU's gates, candidate and state update run in float32 (the state
+is carried float32 from frame to frame, so unrolling adds no 8-bit rounding per frame),
+the conditional BatchNorms normalise in float32, and videos and logits are float32.
+`remat='stage'` rematerialises each group (ConvGRU + residual block) of G and each
+downsampling stage of both critics.
+
 Because the ConvGRU is causal and the residual blocks are per frame, a video can be
 unrolled past the trained length (`clone(frames=48)`): its first frames are the
 shorter video's.
@@ -34,38 +41,45 @@ throughout (the paper's has 3D convolutions in its first two blocks only). Hinge
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.models.conditioning import ConditionalBatchNorm
 from vgan_jax.models.critics import FRAMES_RNG, CriticTrunk, choose_frames
-from vgan_jax.models.layers import SameConv, Upsample
+from vgan_jax.models.layers import SameConv, Upsample, stage
 
 
 class ConvGRUCell(nn.Module):
     """A convolutional GRU step (Ballas et al. 2016): the gates are 3x3 convolutions.
 
-    Call: `(h [n, H, W, features], x [n, H, W, c])` -> `(h', h')`:
+    Call: `(h float32 [n, H, W, features], x [n, H, W, c])` -> `(h', output)`:
     `r, u = sigmoid(conv([x; h]))`, `c = tanh(conv([x; r * h]))`,
-    `h' = u * h + (1 - u) * c`.
+    `h' = u * h + (1 - u) * c`. The convolutions run in `dtype` (None: float32); the
+    gates, the candidate and the state `h'` are float32, `output` is `h'` in `dtype`.
     """
 
     features: int
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, h: jnp.ndarray, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        gates = SameConv(2 * self.features, (3, 3), name="gates")(jnp.concatenate([x, h], -1))
-        reset, update = jnp.split(nn.sigmoid(gates), 2, axis=-1)
-        candidate = jnp.tanh(
-            SameConv(self.features, (3, 3), name="candidate")(jnp.concatenate([x, reset * h], -1))
+        conv_dtype = x.dtype if self.dtype is None else self.dtype
+        gates = SameConv(2 * self.features, (3, 3), dtype=self.dtype, name="gates")(
+            jnp.concatenate([x, h.astype(conv_dtype)], -1)
         )
-        h = update * h + (1.0 - update) * candidate
-        return h, h
+        reset, update = jnp.split(nn.sigmoid(gates.astype(jnp.float32)), 2, axis=-1)
+        candidate = SameConv(self.features, (3, 3), dtype=self.dtype, name="candidate")(
+            jnp.concatenate([x, (reset * h).astype(conv_dtype)], -1)
+        )
+        h = update * h + (1.0 - update) * jnp.tanh(candidate.astype(jnp.float32))
+        return h, h.astype(conv_dtype)
 
 
 class ConvGRU(nn.Module):
-    """`x` float32 `[batch, frames, H, W, c]` -> `[batch, frames, H, W, features]`: one
-    `ConvGRUCell` scanned over time (`nn.scan`, shared weights).
+    """`x` `[batch, frames, H, W, c]` -> `[batch, frames, H, W, features]` (in `dtype`,
+    float32 when None): one `ConvGRUCell` scanned over time (`nn.scan`, shared weights).
 
     The state starts at `tanh` of the first frame's input (projected by a 1x1
     convolution if its channels differ). From a zero state, as first written, the first
@@ -74,6 +88,7 @@ class ConvGRU(nn.Module):
     candidate, damped by its update gate, and every group starts from nothing."""
 
     features: int
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -84,10 +99,13 @@ class ConvGRU(nn.Module):
             in_axes=1,
             out_axes=1,
         )
+        if self.dtype is not None:
+            x = x.astype(self.dtype)
         first = x[:, 0]
         if first.shape[-1] != self.features:
-            first = SameConv(self.features, (1, 1), name="initial_state")(first)
-        _, outputs = scan(self.features, name="cell")(jnp.tanh(first), x)
+            first = SameConv(self.features, (1, 1), dtype=self.dtype, name="initial_state")(first)
+        state = jnp.tanh(first.astype(jnp.float32))  # the carried state is float32
+        _, outputs = scan(self.features, self.dtype, name="cell")(state, x)
         return outputs
 
 
@@ -95,21 +113,23 @@ class ResidualUpBlock(nn.Module):
     """BigGAN's generator block, per image: `cBN -> ReLU -> 2x resize-conv 3x3 -> cBN ->
     ReLU -> conv 3x3`, plus a shortcut `1x1 conv -> 2x nearest upsampling`.
 
-    Call: `x` float32 `[n, H, W, c]`, `condition` float32 `[n, d]` ->
-    `[n, 2H, 2W, features]`.
+    Call: `x` `[n, H, W, c]`, `condition` float32 `[n, d]` ->
+    `[n, 2H, 2W, features]` in `dtype` (float32 when None). The convolutions run in
+    `dtype`; the conditional BatchNorms normalise in float32.
     """
 
     features: int
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, condition: jnp.ndarray, train: bool) -> jnp.ndarray:
         h = nn.relu(ConditionalBatchNorm(name="norm_in")(x, condition, train))
-        h = Upsample(self.features, (2, 2), use_bias=False, name="up_conv")(h)
+        h = Upsample(self.features, (2, 2), use_bias=False, dtype=self.dtype, name="up_conv")(h)
         h = nn.relu(ConditionalBatchNorm(name="norm_mid")(h, condition, train))
-        h = SameConv(self.features, (3, 3), name="conv")(h)
+        h = SameConv(self.features, (3, 3), dtype=self.dtype, name="conv")(h)
         # 1x1 conv before the nearest-neighbour upsampling: the same function as after
         # it, at a quarter of the cost.
-        shortcut = SameConv(self.features, (1, 1), name="shortcut")(x)
+        shortcut = SameConv(self.features, (1, 1), dtype=self.dtype, name="shortcut")(x)
         shortcut = jnp.repeat(jnp.repeat(shortcut, 2, axis=1), 2, axis=2)
         return h + shortcut
 
@@ -123,6 +143,10 @@ class DVDGANGenerator(nn.Module):
     Group g (0-based) of `num_upsamples` runs its ConvGRU at `size / 2**(n - g)` with
     `width * 2**(n - 1 - g)` channels and upsamples to half as many (never below
     `width`).
+
+    `dtype`: compute dtype of the convolutions and dense layers (None: float32; see the
+    module docstring for what stays float32). `remat`: 'stage' rematerialises each
+    group (`layers.stage`). Neither changes the parameters.
     """
 
     frames: int
@@ -132,6 +156,8 @@ class DVDGANGenerator(nn.Module):
     num_upsamples: int = 3
     num_classes: int = 0
     embed_dim: int = 0  # class embedding size; 0: latent_dim (the paper: 120 and 120)
+    dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(
@@ -148,24 +174,29 @@ class DVDGANGenerator(nn.Module):
             condition = jnp.concatenate([z, embedding], axis=-1)
         start = self.size // 2**self.num_upsamples
         channels = self.width * 2 ** (self.num_upsamples - 1)
-        x = nn.Dense(start * start * channels, name="project")(condition)
+        x = nn.Dense(start * start * channels, dtype=self.dtype, name="project")(condition)
         x = x.reshape(batch, 1, start, start, channels)
         # The same projected latent is the GRU's input at every frame.
         x = jnp.broadcast_to(x, (batch, self.frames, start, start, channels))
         per_frame_condition = jnp.repeat(condition, self.frames, axis=0)  # [batch*T, d]
         for group in range(self.num_upsamples):
-            x = ConvGRU(channels, name=f"gru_{group}")(x)
             out_channels = max(self.width, channels // 2)
-            frames_first = x.reshape(batch * self.frames, *x.shape[2:])
-            frames_first = ResidualUpBlock(out_channels, name=f"block_{group}")(
-                frames_first, per_frame_condition, train
-            )
-            x = frames_first.reshape(batch, self.frames, *frames_first.shape[1:])
+
+            # Arrays are arguments (traced), Python values come from the closure.
+            def run(module, x, condition, group=group, channels=channels, out=out_channels):
+                x = ConvGRU(channels, self.dtype, name=f"gru_{group}")(x)
+                frames_first = x.reshape(batch * self.frames, *x.shape[2:])
+                frames_first = ResidualUpBlock(out, self.dtype, name=f"block_{group}")(
+                    frames_first, condition, train
+                )
+                return frames_first.reshape(batch, self.frames, *frames_first.shape[1:])
+
+            x = stage(run, self.remat)(self, x, per_frame_condition)
             channels = out_channels
         x = x.reshape(batch * self.frames, *x.shape[2:])
         x = nn.relu(ConditionalBatchNorm(name="norm_out")(x, per_frame_condition, train))
-        x = SameConv(self.channels, (3, 3), name="to_pixels")(x)
-        return jnp.tanh(x).reshape(batch, self.frames, *x.shape[1:])
+        x = SameConv(self.channels, (3, 3), dtype=self.dtype, name="to_pixels")(x)
+        return jnp.tanh(x.astype(jnp.float32)).reshape(batch, self.frames, *x.shape[1:])
 
 
 def average_pool_space(video: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
@@ -195,6 +226,8 @@ class DVDGANCritic(nn.Module):
     spatial_frames: int = 8
     dropout: float = 0.0
     num_classes: int = 0
+    dtype: Any = None  # compute dtype, see critics.CriticTrunk
+    remat: str = "none"  # 'none' | 'stage', see critics.CriticTrunk
 
     def _record(self, name: str, value: jnp.ndarray) -> None:
         # Not at init: whatever init returns beside params becomes critic state.
@@ -209,6 +242,8 @@ class DVDGANCritic(nn.Module):
             self.minibatch_std_group,
             time_axis=time_axis,
             dropout=self.dropout,
+            dtype=self.dtype,
+            remat=self.remat,
             num_classes=self.num_classes,
             name=name,
         )

@@ -27,6 +27,8 @@ two heads of one `critics.MultiHeadCritic`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -38,6 +40,11 @@ class MotionGRU(nn.Module):
 
     Call: `h0` float32 `[batch, motion_dim]`, `noise` float32 `[batch, frames, motion_dim]`
     -> motion codes float32 `[batch, frames, motion_dim]` (`h_1 ... h_T`).
+
+    Always float32, whatever the generator's compute dtype: its matmuls are
+    `[batch, motion_dim] x [motion_dim, motion_dim]` per frame (a few thousand FLOPs per
+    clip, nothing to save), and in bfloat16 the state would gather 8-bit rounding at
+    every frame, more the further a sample unrolls past the trained length.
     """
 
     motion_dim: int
@@ -61,6 +68,10 @@ class MoCoGANGenerator(nn.Module):
     with `num_classes > 0`) -> video float32 `[batch, frames, size, size, channels]` in
     [-1, 1]. `frames` may be set to any length at sampling (`clone(frames=...)`): no
     parameter depends on it.
+
+    `dtype`: compute dtype of the image generator (None: float32; the motion GRU stays
+    float32, see `MotionGRU`); `remat`: 'stage' rematerialises the image generator's
+    stages (see `dcgan.VideoTrunk`). Parameters and the returned video are float32.
     """
 
     frames: int
@@ -73,6 +84,8 @@ class MoCoGANGenerator(nn.Module):
     norm: str = "batch"
     upsample: str = "resize"
     num_classes: int = 0
+    dtype: Any = None
+    remat: str = "none"
 
     @nn.compact
     def __call__(
@@ -105,6 +118,13 @@ class MoCoGANGenerator(nn.Module):
         if not self.is_initializing():  # for tests; a no-op unless `intermediates` is mutable
             self.sow("intermediates", "codes", codes)
         images = ImageGenerator(
-            self.size, self.channels, self.width, self.num_upsamples, self.norm, self.upsample
+            self.size,
+            self.channels,
+            self.width,
+            self.num_upsamples,
+            self.norm,
+            self.upsample,
+            self.dtype,
+            self.remat,
         )(codes.reshape(batch * frames, -1), train)
         return images.reshape(batch, frames, *images.shape[1:])
