@@ -224,3 +224,106 @@ def test_sample_png_frame_strip(tiny_run, tmp_path, capsys):
     gif = ["sample", "--workdir", tiny_run, "--out", str(tmp_path / "x.gif")]
     assert cli.main([*gif, "--strip_frames", "0"]) == 2
     assert "apply to a .png --out only" in capsys.readouterr().err
+
+
+# --- `fvd` and `eval`: the CLI over vgan_jax.metrics.commands (moved from test_metrics) ---
+
+
+def test_fvd_command_prints_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    from test_metrics import FakeI3D, moving_blobs
+
+    from vgan_jax.errors import VganError
+    from vgan_jax.metrics import commands, i3d
+
+    monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
+    np.save(tmp_path / "a.npy", moving_blobs(30, 16, seed=0))
+    np.save(tmp_path / "b.npy", moving_blobs(30, 16, seed=1))
+    np.save(tmp_path / "c.npy", moving_blobs(30, 8, seed=1))
+    a, b, c = (str(tmp_path / f"{name}.npy") for name in "abc")
+    assert cli.main(["fvd", a, b, "--json", "--kvd_subsets", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["fvd"] > 0 and "kvd" in result
+    assert result["sets"]["a"]["num_videos"] == 30
+    with pytest.raises(VganError, match="equal length"):
+        commands.fvd_between(a, c, kvd_subsets=2)
+    assert cli.main(["fvd", a, c]) == 2 and "equal length" in capsys.readouterr().err
+
+
+def test_eval_command_and_training_hook_with_fake_sampler(tmp_path, monkeypatch, capsys):
+    """`vgan-jax eval` over `evaluate_run`, with stand-ins for the sampler, the data
+    loader and I3D."""
+    import json
+    import sys
+    import types
+
+    import ml_collections
+    from test_metrics import FakeI3D, moving_blobs
+
+    import vgan_jax.data
+    from vgan_jax.config import base_config
+    from vgan_jax.errors import VganError
+    from vgan_jax.metrics import BASELINE_KINDS, FvdEvaluator, commands, i3d
+    from vgan_jax.metrics.baselines import BASELINE_LABELS
+
+    config = base_config()
+    config.data.resolution, config.data.frames = 32, 16
+    loads = []
+
+    def load_videos(data_config, split, num, seed):
+        loads.append((split, num, seed))
+        return moving_blobs(num, data_config.frames, data_config.resolution, seed=seed)
+
+    def iterate_samples(workdir, num, seed, batch_size):
+        videos = moving_blobs(num, 16, 32, seed=seed + 100)
+        for start in range(0, num, batch_size):
+            yield videos[start : start + batch_size]
+
+    fake_sample = types.ModuleType("vgan_jax.sampling")
+    fake_sample.iterate_samples = iterate_samples
+    fake_sample.load_run_config = lambda workdir: ml_collections.ConfigDict(config)
+    monkeypatch.setitem(sys.modules, "vgan_jax.sampling", fake_sample)
+    monkeypatch.setattr(vgan_jax.data, "load_videos", load_videos, raising=False)
+    # No dataset on disk to fingerprint (the clips come from `load_videos` above).
+    monkeypatch.setattr(vgan_jax.data, "dataset_fingerprint", lambda data_config: "stand-in")
+    monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
+
+    cache = str(tmp_path / "cache")
+    flags = ["eval", "--workdir", str(tmp_path), "--num_videos", "24", "--cache_dir", cache,
+             "--kvd_subsets", "2", "--batch_size", "8"]
+    assert cli.main([*flags, "--json"]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    # Not a terminal: progress comes as plain lines, with the rate.
+    assert "features: generated: 24/24 videos" in captured.err and "videos/s" in captured.err
+    with open(tmp_path / "fvd_n24_seed0.json") as f:
+        assert json.load(f) == printed
+    real = printed["sets"]["real"]
+    assert (real["split"], real["seed"], real["num_videos"], real["frames"]) == ("train", 0, 24, 16)
+    assert printed["sets"]["generated"]["num_videos"] == 24
+    assert len(os.listdir(cache)) == 1 and len(loads) == 1
+    # The training hook reuses the cached real statistics: no second load.
+    evaluator = FvdEvaluator(config.data, num_videos=24, seed=0, cache_dir=cache)
+    result = evaluator(iterate_samples(None, 24, 0, 8))
+    assert len(loads) == 1
+    assert result["fvd"] == pytest.approx(printed["fvd"])
+
+    # --baselines: three more sets at the same protocol, one more (2N) load, cached.
+    assert cli.main([*flags, "--baselines"]) == 0
+    table = capsys.readouterr().out
+    with open(tmp_path / "fvd_n24_seed0.json") as f:
+        with_baselines = json.load(f)
+    assert with_baselines["fvd"] == pytest.approx(printed["fvd"])
+    assert set(with_baselines["baselines"]) == set(BASELINE_KINDS)
+    for kind, label in BASELINE_LABELS.items():
+        scores = with_baselines["baselines"][kind]
+        assert scores["num_videos"] == 24 and scores["kvd_subset_size"] == 12
+        assert f"{scores['fvd']:10.3f}" in table and label in table
+    assert f"{printed['fvd']:10.3f}" in table.splitlines()[1]  # the model's row first
+    assert loads == [("train", 24, 0), ("train", 48, 0)] and len(os.listdir(cache)) == 4
+    assert cli.main([*flags, "--baselines"]) == 0
+    assert capsys.readouterr().out == table and len(loads) == 2  # all from the cache
+    # A subset size the set can't give is refused before any work.
+    with pytest.raises(VganError, match="must be in 2..23"):
+        commands.evaluate_run(str(tmp_path), num_videos=24, kvd_subset_size=24, cache_dir=cache)

@@ -8,12 +8,9 @@ tested without I3D's ~1 s per video on CPU. I3D itself runs on a handful of tiny
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -21,20 +18,16 @@ import scipy.linalg
 
 from vgan_jax.errors import VganError
 from vgan_jax.metrics import (
-    BASELINE_KINDS,
     FeatureStats,
-    FvdEvaluator,
     I3DFeatureExtractor,
     Progress,
     VideoSet,
     baseline_fvds,
     cached_stats,
-    commands,
     compute_fvd,
     default_kvd_subset_size,
     frechet_distance,
     freeze_first_frame,
-    i3d,
     kernel_distance,
     make_mesh,
     polynomial_mmd2,
@@ -43,7 +36,7 @@ from vgan_jax.metrics import (
     shuffle_time,
     validate_videos,
 )
-from vgan_jax.metrics.baselines import BASELINE_LABELS, other_real_clips
+from vgan_jax.metrics.baselines import other_real_clips
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -409,102 +402,6 @@ def test_video_set_reads_npy_and_folders(tmp_path):
         list(VideoSet(str(folder), frames=16).batches(2))
     with pytest.raises(VganError, match="12 frames per video but 16"):
         VideoSet(str(tmp_path / "a.npy"), frames=16)
-
-
-def fvd_args(**overrides):
-    parser = argparse.ArgumentParser()
-    commands.add_fvd_arguments(parser)
-    args = parser.parse_args(["a", "b"])
-    vars(args).update(overrides)
-    return args
-
-
-def test_run_fvd_cli_json(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
-    np.save(tmp_path / "a.npy", moving_blobs(30, 16, seed=0))
-    np.save(tmp_path / "b.npy", moving_blobs(30, 16, seed=1))
-    np.save(tmp_path / "c.npy", moving_blobs(30, 8, seed=1))
-    args = fvd_args(videos_a=str(tmp_path / "a.npy"), videos_b=str(tmp_path / "b.npy"),
-                    json=True, kvd_subsets=2)
-    assert commands.run_fvd(args) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["fvd"] > 0 and "kvd" in result
-    assert result["sets"]["a"]["num_videos"] == 30
-    args.videos_b = str(tmp_path / "c.npy")
-    with pytest.raises(VganError, match="equal length"):
-        commands.run_fvd(args)
-
-
-def test_run_eval_and_training_hook_with_fake_sampler(tmp_path, monkeypatch, capsys):
-    """run_eval's glue with stand-ins for the sampler, the data loader and I3D."""
-    import ml_collections
-
-    import vgan_jax.data
-    from vgan_jax.config import base_config
-
-    config = base_config()
-    config.data.resolution, config.data.frames = 32, 16
-    loads = []
-
-    def load_videos(data_config, split, num, seed):
-        loads.append((split, num, seed))
-        return moving_blobs(num, data_config.frames, data_config.resolution, seed=seed)
-
-    def iterate_samples(workdir, num, seed, batch_size):
-        videos = moving_blobs(num, 16, 32, seed=seed + 100)
-        for start in range(0, num, batch_size):
-            yield videos[start : start + batch_size]
-
-    fake_sample = types.ModuleType("vgan_jax.sampling")
-    fake_sample.iterate_samples = iterate_samples
-    fake_sample.load_run_config = lambda workdir: ml_collections.ConfigDict(config)
-    monkeypatch.setitem(sys.modules, "vgan_jax.sampling", fake_sample)
-    monkeypatch.setattr(vgan_jax.data, "load_videos", load_videos, raising=False)
-    # No dataset on disk to fingerprint (the clips come from `load_videos` above).
-    monkeypatch.setattr(vgan_jax.data, "dataset_fingerprint", lambda data_config: "stand-in")
-    monkeypatch.setattr(i3d, "I3DFeatureExtractor", FakeI3D)
-
-    parser = argparse.ArgumentParser()
-    commands.add_eval_arguments(parser)
-    cache = str(tmp_path / "cache")
-    flags = ["--workdir", str(tmp_path), "--num_videos", "24", "--cache_dir", cache,
-             "--kvd_subsets", "2", "--batch_size", "8"]
-    args = parser.parse_args([*flags, "--json"])
-    assert commands.run_eval(args) == 0
-    captured = capsys.readouterr()
-    printed = json.loads(captured.out)
-    # Not a terminal: progress comes as plain lines, with the rate.
-    assert "features: generated: 24/24 videos" in captured.err and "videos/s" in captured.err
-    with open(tmp_path / "fvd_n24_seed0.json") as f:
-        assert json.load(f) == printed
-    real = printed["sets"]["real"]
-    assert (real["split"], real["seed"], real["num_videos"], real["frames"]) == ("train", 0, 24, 16)
-    assert printed["sets"]["generated"]["num_videos"] == 24
-    assert len(os.listdir(cache)) == 1 and len(loads) == 1
-    # The training hook reuses the cached real statistics: no second load.
-    evaluator = FvdEvaluator(config.data, num_videos=24, seed=0, cache_dir=cache)
-    result = evaluator(iterate_samples(None, 24, 0, 8))
-    assert len(loads) == 1
-    assert result["fvd"] == pytest.approx(printed["fvd"])
-
-    # --baselines: three more sets at the same protocol, one more (2N) load, cached.
-    assert commands.run_eval(parser.parse_args([*flags, "--baselines"])) == 0
-    table = capsys.readouterr().out
-    with open(tmp_path / "fvd_n24_seed0.json") as f:
-        with_baselines = json.load(f)
-    assert with_baselines["fvd"] == pytest.approx(printed["fvd"])
-    assert set(with_baselines["baselines"]) == set(BASELINE_KINDS)
-    for kind, label in BASELINE_LABELS.items():
-        scores = with_baselines["baselines"][kind]
-        assert scores["num_videos"] == 24 and scores["kvd_subset_size"] == 12
-        assert f"{scores['fvd']:10.3f}" in table and label in table
-    assert f"{printed['fvd']:10.3f}" in table.splitlines()[1]  # the model's row first
-    assert loads == [("train", 24, 0), ("train", 48, 0)] and len(os.listdir(cache)) == 4
-    assert commands.run_eval(parser.parse_args([*flags, "--baselines"])) == 0
-    assert capsys.readouterr().out == table and len(loads) == 2  # all from the cache
-    # A subset size the set can't give is refused before any work.
-    with pytest.raises(VganError, match="must be in 2..23"):
-        commands.run_eval(parser.parse_args([*flags, "--kvd_subset_size", "24"]))
 
 
 # ---------------------------------------------------------------------------

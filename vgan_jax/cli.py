@@ -13,6 +13,7 @@ Bad input is printed as one `error: ...` line with exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -188,6 +189,113 @@ def _run_sample(args) -> int:
     return 0
 
 
+def _add_metric_options(parser: argparse.ArgumentParser) -> None:
+    """Flags `fvd` and `eval` share."""
+    from vgan_jax.metrics.commands import DEFAULT_BATCH_SIZE, DEFAULT_KVD_SUBSETS
+
+    parser.add_argument(
+        "--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+        help="videos per I3D call, across all devices (rounded up to a multiple of them)",
+    )
+    parser.add_argument(
+        "--num_devices", type=int, default=None, help="devices on the mesh (default: all)"
+    )
+    parser.add_argument("--no_kvd", action="store_true", help="skip KVD")
+    parser.add_argument(
+        "--kvd_subsets", type=int, default=DEFAULT_KVD_SUBSETS, help="KVD random subsets"
+    )
+    parser.add_argument(
+        "--kvd_subset_size", type=int, default=None,
+        help="videos per KVD subset (default min(1000, N // 2), N the smaller set; "
+        "must be below N so the random subsets differ)",
+    )
+
+
+def _metric_options(args) -> dict:
+    return {
+        "batch_size": args.batch_size,
+        "num_devices": args.num_devices,
+        "kvd": not args.no_kvd,
+        "kvd_subsets": args.kvd_subsets,
+        "kvd_subset_size": args.kvd_subset_size,
+    }
+
+
+def _add_fvd(subparsers) -> None:
+    from vgan_jax.metrics.commands import DEFAULT_FRAMES
+
+    p = subparsers.add_parser("fvd", help="FVD/KVD between two sets of videos")
+    p.add_argument("videos_a", help="uint8 .npy [N, T, H, W, C] or a folder of videos")
+    p.add_argument("videos_b", help="uint8 .npy [N, T, H, W, C] or a folder of videos")
+    p.add_argument(
+        "--frames", type=int, default=None,
+        help=f"frames per clip read from folders (default: the .npy set's T, else "
+        f"{DEFAULT_FRAMES}); videos are never resampled",
+    )
+    p.add_argument(
+        "--num_videos", type=int, default=None, help="use only the first N videos of each set"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_metric_options(p)
+
+
+def _run_fvd(args) -> int:
+    from vgan_jax.metrics.commands import format_fvd_result, fvd_between
+
+    result = fvd_between(
+        args.videos_a, args.videos_b, frames=args.frames, num_videos=args.num_videos,
+        **_metric_options(args),
+    )
+    for info in result["sets"].values():
+        if info.get("skipped_corrupt"):
+            print(
+                f"warning: skipped {info['skipped_corrupt']} undecodable videos in "
+                f"{info['path']}",
+                file=sys.stderr,
+            )
+    print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_fvd_result(result))
+    return 0
+
+
+def _add_eval(subparsers) -> None:
+    from vgan_jax.metrics.commands import DEFAULT_NUM_VIDEOS
+
+    p = subparsers.add_parser("eval", help="FVD of a trained run against its data")
+    p.add_argument("--workdir", required=True, help="a training run's directory")
+    p.add_argument(
+        "--num_videos", type=int, default=DEFAULT_NUM_VIDEOS,
+        help=f"generated and real clips each (default {DEFAULT_NUM_VIDEOS}, as StyleGAN-V)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
+    p.add_argument("--real_seed", type=int, default=0, help="seed of the real clip draw")
+    p.add_argument("--split", default="train", help="real split (StyleGAN-V: train)")
+    p.add_argument(
+        "--cache_dir", default=None,
+        help="real-statistics cache (default $VGAN_JAX_CACHE or ~/.cache/vgan_jax/fvd)",
+    )
+    p.add_argument(
+        "--baselines", action="store_true",
+        help="also score, at the same protocol: N other real clips (real vs real), real "
+        "clips shuffled in time, and real clips with the first frame frozen (cached)",
+    )
+    p.add_argument("--json", action="store_true", help="print the JSON result instead of a table")
+    _add_metric_options(p)
+
+
+def _run_eval(args) -> int:
+    """Prints the scores (a table, or the JSON the workdir gets with --json)."""
+    from vgan_jax.metrics.commands import eval_result_path, evaluate_run, format_eval_table
+
+    result = evaluate_run(
+        args.workdir, num_videos=args.num_videos, seed=args.seed, real_seed=args.real_seed,
+        split=args.split, cache_dir=args.cache_dir, baselines=args.baselines,
+        **_metric_options(args),
+    )
+    print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_eval_table(result))
+    print(f"wrote {eval_result_path(args.workdir, args.num_videos, args.seed)}", file=sys.stderr)
+    return 0
+
+
 # Flags of `vgan-jax prepare` with no default here: `catalog.prepare`'s apply when unset.
 _PREPARE_FLAGS = (
     ("data_dir", str, "where prepared datasets are written (default: tfds's data dir, "
@@ -268,10 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
     _add_sample(subparsers)
-    from vgan_jax.metrics.commands import add_eval_arguments, add_fvd_arguments
-
-    add_fvd_arguments(subparsers.add_parser("fvd", help="FVD/KVD between two sets of videos"))
-    add_eval_arguments(subparsers.add_parser("eval", help="FVD of a trained run against its data"))
+    _add_fvd(subparsers)
+    _add_eval(subparsers)
     _add_prepare(subparsers)
     return parser
 
@@ -288,9 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample":
             return _run_sample(args)
         if args.command in ("fvd", "eval"):
-            from vgan_jax.metrics import commands
-
-            return (commands.run_fvd if args.command == "fvd" else commands.run_eval)(args)
+            return (_run_fvd if args.command == "fvd" else _run_eval)(args)
         return _run_prepare(args)
     except VganError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,15 +1,12 @@
-"""CLI glue for `vgan-jax fvd A B` and `vgan-jax eval --workdir DIR`.
-
-`vgan_jax/cli.py` registers these as subcommands; each `run_*` returns an exit status
-and lets `VganError` propagate (the CLI prints it as `error: ...` and exits 2).
+"""FVD of two video sets on disk and of a trained run: the library functions behind
+`vgan-jax fvd A B` and `vgan-jax eval --workdir DIR` (`vgan_jax/cli.py` parses their
+flags and prints). Bad input raises `VganError` before any feature extraction.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from typing import Any
 
 from vgan_jax.errors import VganError
@@ -17,6 +14,20 @@ from vgan_jax.metrics.distances import resolve_kvd_subset_size
 from vgan_jax.metrics.fvd import DEFAULT_FRAMES, DEFAULT_NUM_VIDEOS, VideoSet, compute_fvd
 
 DEFAULT_BATCH_SIZE = 16
+DEFAULT_KVD_SUBSETS = 100
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_FRAMES",
+    "DEFAULT_KVD_SUBSETS",
+    "DEFAULT_NUM_VIDEOS",
+    "default_cache_dir",
+    "eval_result_path",
+    "evaluate_run",
+    "format_eval_table",
+    "format_fvd_result",
+    "fvd_between",
+]
 
 
 def default_cache_dir() -> str:
@@ -26,96 +37,66 @@ def default_cache_dir() -> str:
     )
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
-        help="videos per I3D call, across all devices (rounded up to a multiple of them)",
-    )
-    parser.add_argument(
-        "--num_devices", type=int, default=None, help="devices on the mesh (default: all)"
-    )
-    parser.add_argument("--no_kvd", action="store_true", help="skip KVD")
-    parser.add_argument("--kvd_subsets", type=int, default=100, help="KVD random subsets")
-    parser.add_argument(
-        "--kvd_subset_size", type=int, default=None,
-        help="videos per KVD subset (default min(1000, N // 2), N the smaller set; "
-        "must be below N so the random subsets differ)",
-    )
-
-
-def add_fvd_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `vgan-jax fvd A B`."""
-    parser.add_argument("videos_a", help="uint8 .npy [N, T, H, W, C] or a folder of videos")
-    parser.add_argument("videos_b", help="uint8 .npy [N, T, H, W, C] or a folder of videos")
-    parser.add_argument(
-        "--frames", type=int, default=None,
-        help=f"frames per clip read from folders (default: the .npy set's T, else "
-        f"{DEFAULT_FRAMES}); videos are never resampled",
-    )
-    parser.add_argument(
-        "--num_videos", type=int, default=None, help="use only the first N videos of each set"
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    _add_common(parser)
-
-
-def _print_result(result: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-        return
-    print(f"FVD: {result['fvd']:.4f}")
-    if "kvd" in result:
-        print(f"KVD: {result['kvd']:.6f} ± {result['kvd_std']:.6f}")
-    sets = ", ".join(
-        f"{name}: {info['num_videos']} videos {info['resolution'][0]}x{info['resolution'][1]}"
-        for name, info in result["sets"].items()
-    )
-    print(f"({result['frames']} frames; {sets}; detector {result['detector']})")
-
-
 def _mesh(num_devices: int | None):
     from vgan_jax.metrics.i3d import make_mesh
 
     return make_mesh(num_devices)
 
 
-def _open_sets(args: argparse.Namespace) -> tuple[VideoSet, VideoSet]:
+def _open_sets(
+    path_a: str, path_b: str, frames: int | None, num_videos: int | None
+) -> tuple[VideoSet, VideoSet]:
     """Open both sets; a folder takes its clip length from a .npy partner."""
-    paths = (args.videos_a, args.videos_b)
+    paths = (path_a, path_b)
     is_npy = [os.path.isfile(p) and p.endswith(".npy") for p in paths]
     sets = {
-        p: VideoSet(p, frames=args.frames, max_videos=args.num_videos)
+        p: VideoSet(p, frames=frames, max_videos=num_videos)
         for p, npy in zip(paths, is_npy, strict=True) if npy
     }
     npy_frames = next((s.frames for s in sets.values()), None)
     for p, npy in zip(paths, is_npy, strict=True):
         if not npy:
-            sets[p] = VideoSet(p, frames=args.frames or npy_frames, max_videos=args.num_videos)
+            sets[p] = VideoSet(p, frames=frames or npy_frames, max_videos=num_videos)
     set_a, set_b = sets[paths[0]], sets[paths[1]]
     if set_a.frames != set_b.frames:
         raise VganError(
-            f"{args.videos_a} has {set_a.frames} frames per video but {args.videos_b} has "
+            f"{path_a} has {set_a.frames} frames per video but {path_b} has "
             f"{set_b.frames}; FVD compares clips of equal length (videos are not resampled)"
         )
     return set_a, set_b
 
 
-def run_fvd(args: argparse.Namespace) -> int:
-    """`vgan-jax fvd A B`: print FVD (and KVD) between two video sets."""
-    set_a, set_b = _open_sets(args)
-    if not args.no_kvd:
+def fvd_between(
+    videos_a: str,
+    videos_b: str,
+    *,
+    frames: int | None = None,
+    num_videos: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_devices: int | None = None,
+    kvd: bool = True,
+    kvd_subsets: int = DEFAULT_KVD_SUBSETS,
+    kvd_subset_size: int | None = None,
+) -> dict:
+    """FVD (and KVD) between two video sets on disk, each a uint8 .npy `[N, T, H, W, C]`
+    or a folder of videos (a folder reads `frames` frames per clip, default: the .npy
+    partner's T, else `DEFAULT_FRAMES`; videos are never resampled). `num_videos`: only
+    the first N of each set. Returns `compute_fvd`'s dict; each set also records its
+    `path` and, for a folder with undecodable videos (skipped), `skipped_corrupt`."""
+    set_a, set_b = _open_sets(videos_a, videos_b, frames, num_videos)
+    if kvd:
         # Folder counts are upper bounds (corrupt videos are skipped), enough to catch
         # an impossible subset size before extraction; the final check is on the features.
-        resolve_kvd_subset_size(args.kvd_subset_size, min(set_a.num_videos, set_b.num_videos))
+        resolve_kvd_subset_size(kvd_subset_size, min(set_a.num_videos, set_b.num_videos))
     result = compute_fvd(
-        set_a.batches(args.batch_size),
-        set_b.batches(args.batch_size),
+        set_a.batches(batch_size),
+        set_b.batches(batch_size),
         names=("a", "b"),
-        batch_size=args.batch_size,
-        mesh=_mesh(args.num_devices),
-        kvd=not args.no_kvd,
-        kvd_subsets=args.kvd_subsets,
-        kvd_subset_size=args.kvd_subset_size,
+        batch_size=batch_size,
+        mesh=_mesh(num_devices),
+        kvd=kvd,
+        kvd_subsets=kvd_subsets,
+        kvd_subset_size=kvd_subset_size,
         progress=True,
         totals=(set_a.num_videos, set_b.num_videos),
     )
@@ -123,101 +104,89 @@ def run_fvd(args: argparse.Namespace) -> int:
         result["sets"][name]["path"] = os.path.abspath(video_set.path)
         if video_set.skipped:
             result["sets"][name]["skipped_corrupt"] = len(video_set.skipped)
-            print(
-                f"warning: skipped {len(video_set.skipped)} undecodable videos in "
-                f"{video_set.path}",
-                file=sys.stderr,
-            )
-    _print_result(result, args.json)
-    return 0
+    return result
 
 
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `vgan-jax eval --workdir DIR`."""
-    parser.add_argument("--workdir", required=True, help="a training run's directory")
-    parser.add_argument(
-        "--num_videos", type=int, default=DEFAULT_NUM_VIDEOS,
-        help=f"generated and real clips each (default {DEFAULT_NUM_VIDEOS}, as StyleGAN-V)",
+def format_fvd_result(result: dict) -> str:
+    """`fvd_between`'s result as three lines: FVD, KVD and the protocol."""
+    lines = [f"FVD: {result['fvd']:.4f}"]
+    if "kvd" in result:
+        lines.append(f"KVD: {result['kvd']:.6f} ± {result['kvd_std']:.6f}")
+    sets = ", ".join(
+        f"{name}: {info['num_videos']} videos {info['resolution'][0]}x{info['resolution'][1]}"
+        for name, info in result["sets"].items()
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
-    parser.add_argument("--real_seed", type=int, default=0, help="seed of the real clip draw")
-    parser.add_argument("--split", default="train", help="real split (StyleGAN-V: train)")
-    parser.add_argument(
-        "--cache_dir", default=None,
-        help="real-statistics cache (default $VGAN_JAX_CACHE or ~/.cache/vgan_jax/fvd)",
-    )
-    parser.add_argument(
-        "--baselines", action="store_true",
-        help="also score, at the same protocol: N other real clips (real vs real), real "
-        "clips shuffled in time, and real clips with the first frame frozen (cached)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="print the JSON result instead of a table"
-    )
-    _add_common(parser)
+    lines.append(f"({result['frames']} frames; {sets}; detector {result['detector']})")
+    return "\n".join(lines)
 
 
-def _check_eval_args(args: argparse.Namespace) -> None:
-    """Cheap checks, before minutes of sampling and feature extraction."""
-    if not os.path.isdir(args.workdir):
-        raise VganError(f"--workdir {args.workdir}: no such directory")
-    if args.num_videos < 2:
-        raise VganError(
-            f"--num_videos must be >= 2 (FVD needs a covariance), got {args.num_videos}"
-        )
-    if not args.no_kvd:
-        resolve_kvd_subset_size(args.kvd_subset_size, args.num_videos)
+def eval_result_path(workdir: str, num_videos: int, seed: int) -> str:
+    """Where `evaluate_run` writes its result: `<workdir>/fvd_n{N}_seed{seed}.json`."""
+    return os.path.join(workdir, f"fvd_n{num_videos}_seed{seed}.json")
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    """`vgan-jax eval`: FVD of a run's EMA generator against its dataset.
+def evaluate_run(
+    workdir: str,
+    *,
+    num_videos: int = DEFAULT_NUM_VIDEOS,
+    seed: int = 0,
+    real_seed: int = 0,
+    split: str = "train",
+    cache_dir: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    num_devices: int | None = None,
+    kvd: bool = True,
+    kvd_subsets: int = DEFAULT_KVD_SUBSETS,
+    kvd_subset_size: int | None = None,
+    baselines: bool = False,
+) -> dict:
+    """FVD (and KVD) of a run's EMA generator (latest checkpoint) against its dataset.
 
-    Writes `fvd_n{N}_seed{seed}.json` into the workdir (with `baselines` if asked) and
-    prints a table of the scores (the JSON with --json). Progress goes to stderr.
+    `num_videos` generated videos of sampling seed `seed` against as many real clips of
+    `split` drawn with `real_seed` (their I3D statistics cached under `cache_dir`,
+    default `default_cache_dir()`). `baselines`: also score, at the same protocol, other
+    real clips, real clips shuffled in time and real clips with the first frame frozen.
+    Writes the result to `eval_result_path(...)` and returns it; progress goes to stderr.
     """
     from vgan_jax.metrics.baselines import baseline_fvds
     from vgan_jax.metrics.fvd import _check_min_frames
     from vgan_jax.metrics.training_hook import real_stats
     from vgan_jax.sampling import iterate_samples, load_run_config
 
-    _check_eval_args(args)
-    config = load_run_config(args.workdir)
-    mesh = _mesh(args.num_devices)
+    # Cheap checks, before minutes of sampling and feature extraction.
+    if not os.path.isdir(workdir):
+        raise VganError(f"--workdir {workdir}: no such directory")
+    if num_videos < 2:
+        raise VganError(f"--num_videos must be >= 2 (FVD needs a covariance), got {num_videos}")
+    if kvd:
+        resolve_kvd_subset_size(kvd_subset_size, num_videos)
+    config = load_run_config(workdir)
     from vgan_jax.metrics.i3d import I3DFeatureExtractor
 
-    extractor = I3DFeatureExtractor(batch_size=args.batch_size, mesh=mesh)
+    extractor = I3DFeatureExtractor(batch_size=batch_size, mesh=_mesh(num_devices))
     _check_min_frames(int(config.data.frames), "the run's clips", extractor)
-    kvd = not args.no_kvd
-    cache_dir = args.cache_dir or default_cache_dir()
+    cache_dir = cache_dir or default_cache_dir()
     real = real_stats(
-        config.data, args.split, args.num_videos, args.real_seed,
+        config.data, split, num_videos, real_seed,
         cache_dir=cache_dir, extractor=extractor, keep_features=kvd,
     )
-    samples = iterate_samples(args.workdir, args.num_videos, args.seed, args.batch_size)
-    kvd_options = {
-        "kvd": kvd, "kvd_subsets": args.kvd_subsets, "kvd_subset_size": args.kvd_subset_size,
-    }
+    samples = iterate_samples(workdir, num_videos, seed, batch_size)
+    kvd_options = {"kvd": kvd, "kvd_subsets": kvd_subsets, "kvd_subset_size": kvd_subset_size}
     result = compute_fvd(
         samples, None, names=("generated", "real"), extractor=extractor, stats_b=real,
-        progress=True, totals=(args.num_videos, None), **kvd_options,
+        progress=True, totals=(num_videos, None), **kvd_options,
     )
     result["sets"]["generated"].update(
-        {"source": "EMA generator, latest checkpoint", "seed": args.seed}
+        {"source": "EMA generator, latest checkpoint", "seed": seed}
     )
-    result["workdir"] = os.path.abspath(args.workdir)
-    if args.baselines:
+    result["workdir"] = os.path.abspath(workdir)
+    if baselines:
         result["baselines"] = baseline_fvds(
-            config.data, args.split, args.num_videos, args.real_seed, cache_dir, extractor,
+            config.data, split, num_videos, real_seed, cache_dir, extractor,
             real=real, **kvd_options,
         )
-    out_path = os.path.join(args.workdir, f"fvd_n{args.num_videos}_seed{args.seed}.json")
-    _write_json(out_path, result)
-    if args.json:
-        _print_result(result, as_json=True)
-    else:
-        print(format_eval_table(result))
-    print(f"wrote {out_path}", file=sys.stderr)
-    return 0
+    _write_json(eval_result_path(workdir, num_videos, seed), result)
+    return result
 
 
 def format_eval_table(result: dict) -> str:
