@@ -3,12 +3,14 @@
 usage: python multiprocess_worker.py PORT PROCESS_ID OUT_JSON SPEC_JSON
 Each process has 2 CPU devices; together they form a 4-device mesh. SPEC_JSON holds
 {"mode": "train" | "fvd", "data_dir": DIR, "overrides": {"train.steps": 4, ...}} and,
-for "train", "workdir" and "clip_hashes" (record the clips this process reads).
+for "train", "workdir", "clip_hashes" (record the clips this process reads) and
+"sigterm_in_setup" (the process that gets SIGTERM while train() sets up).
 """
 
 import hashlib
 import json
 import os
+import signal
 import sys
 
 
@@ -54,6 +56,16 @@ def run_train(config, spec: dict) -> dict:
             for clip in next(iterator)["video"]
         ]
         iterator.close()
+    if spec.get("sigterm_in_setup") == jax.process_index():
+        # This process is signalled while train() builds its input, before any step.
+        make_iterator = data_lib.make_train_iterator
+
+        def make_then_signal(*args, **kwargs):
+            iterator = make_iterator(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return iterator
+
+        data_lib.make_train_iterator = make_then_signal
     result = train(config, spec["workdir"])
     return {
         "devices": jax.device_count(),
@@ -63,7 +75,7 @@ def run_train(config, spec: dict) -> dict:
         "stopped_by_signal": result.stopped_by_signal,
         "clip_hashes": clip_hashes,
         "params_sha1": params_sha1(result.state.g_params),
-        "d_loss": result.metrics["d_loss"],
+        "d_loss": result.metrics.get("d_loss"),  # None when stopped before the first step
     }
 
 
@@ -91,16 +103,16 @@ def run_fvd(config, spec: dict) -> dict:
     extractor on the same sharded-extractor path as I3D (tiny clips are too short for I3D)."""
     from standin_extractor import install_standin_extractor
 
+    from vgan_jax.metrics.training_hook import make_training_fvd
     from vgan_jax.parallel import make_mesh
     from vgan_jax.sampling import make_generate_fn, make_standing_statistics_fn
     from vgan_jax.state import build_gan, create_train_state
-    from vgan_jax.train import _make_fvd_hook
 
     install_standin_extractor()
     mesh = make_mesh()
     gan = build_gan(config)
     state = create_train_state(gan, config.seed, mesh)
-    hook = _make_fvd_hook(
+    hook = make_training_fvd(
         config, spec["workdir"], mesh, gan, make_generate_fn(gan), make_standing_statistics_fn(gan)
     )
     first = hook(state)  # real statistics computed (cache miss)

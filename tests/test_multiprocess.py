@@ -142,6 +142,19 @@ def test_preempted_run_resumes_to_the_uninterrupted_numbers(
     assert resumed[0]["d_loss"] == fresh[0]["d_loss"]
 
 
+def test_sigterm_during_setup_stops_both_processes_before_the_first_step(
+    built_data, tmp_path
+):
+    """SIGTERM to process 1 while train() sets up: both processes agree before the first
+    step (so neither waits in a step the other never runs) and stop without training."""
+    spec = {**_train_spec(str(tmp_path / "run"), built_data), "sigterm_in_setup": 1}
+    results = _run(spec, str(tmp_path), "setup_stop")
+    assert [r["stopped_by_signal"] for r in results] == [True, True]
+    assert [(r["start_step"], r["step"]) for r in results] == [(0, 0), (0, 0)]
+    assert results[0]["params_sha1"] == results[1]["params_sha1"]
+    assert _saved_steps(str(tmp_path / "run")) == []  # a fresh run: nothing to save
+
+
 def _fvd_overrides() -> dict:
     # 24 videos in extractor batches of 16: a full batch and a padded one.
     return {"train.fvd_every": 1, "train.fvd_num_videos": 24}
@@ -156,10 +169,10 @@ def test_training_fvd_on_two_processes_equals_one_process(
     frames, fewer than I3D's 9 (test_metrics checks I3D itself across device counts)."""
     from standin_extractor import install_standin_extractor
 
+    from vgan_jax.metrics.training_hook import make_training_fvd
     from vgan_jax.parallel import make_mesh
     from vgan_jax.sampling import make_generate_fn, make_standing_statistics_fn
     from vgan_jax.state import build_gan, create_train_state
-    from vgan_jax.train import _make_fvd_hook
 
     spec = {"mode": "fvd", "workdir": str(tmp_path / "two"), "data_dir": built_data,
             "overrides": _fvd_overrides()}
@@ -169,7 +182,7 @@ def test_training_fvd_on_two_processes_equals_one_process(
     config = tiny_config(train__fvd_every=1, train__fvd_num_videos=24)
     mesh = make_mesh(4)  # the 2 x 2 devices of the two processes, in one process
     gan = build_gan(config)
-    hook = _make_fvd_hook(
+    hook = make_training_fvd(
         config, str(tmp_path / "one"), mesh, gan, make_generate_fn(gan),
         make_standing_statistics_fn(gan),
     )

@@ -210,6 +210,101 @@ def test_sigterm_saves_a_checkpoint_and_stops(tiny_config, tmp_path, monkeypatch
     assert Checkpointer(str(tmp_path / "run")).all_steps() == [3]
 
 
+def test_sigterm_during_setup_stops_before_the_first_step(
+    tiny_config, tiny_run, tmp_path, monkeypatch
+):
+    """A signal before the first step (here while the input is built) stops the run
+    before any training step is built or run: a fresh run has nothing to save, a resumed
+    one keeps the checkpoint it resumed from as it was."""
+    import shutil
+
+    train_module = importlib.import_module("vgan_jax.train")
+    real_make = data_lib.make_train_iterator
+
+    def make_then_signal(*args, **kwargs):
+        iterator = real_make(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return iterator
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a training step ran after the stop")
+
+    monkeypatch.setattr(data_lib, "make_train_iterator", make_then_signal)
+    monkeypatch.setattr(train_module, "make_train_step", lambda gan, mesh: refuse)
+    handler = signal.getsignal(signal.SIGTERM)
+    fresh = train(tiny_config(mesh__num_devices=2), str(tmp_path / "fresh"))
+    assert fresh.stopped_by_signal and (fresh.start_step, fresh.step) == (0, 0)
+    assert Checkpointer(str(tmp_path / "fresh")).all_steps() == []
+    assert signal.getsignal(signal.SIGTERM) == handler  # the caller's handler is back
+
+    workdir = str(tmp_path / "resumed")
+    shutil.copytree(tiny_run, workdir)  # a finished 4-step run, resumed to 8 steps
+    checkpoint = os.path.join(workdir, "checkpoints", "4")
+    saved_at = os.stat(checkpoint).st_mtime_ns
+    resumed = train(tiny_config(train__steps=8), workdir)
+    assert resumed.stopped_by_signal and (resumed.start_step, resumed.step) == (4, 4)
+    assert Checkpointer(workdir).all_steps() == [2, 4]
+    assert os.stat(checkpoint).st_mtime_ns == saved_at  # not rewritten
+
+
+def test_periodic_action_schedule():
+    from vgan_jax.train import PeriodicAction
+
+    def steps(action, last=8, stop_at=None):
+        return [
+            step for step in range(1, last + 1)
+            if action.due(step, last=step == last, stopping=step == stop_at)
+        ]
+
+    noop = lambda step, state, metrics: None  # noqa: E731
+    assert steps(PeriodicAction(3, noop)) == [3, 6]
+    assert steps(PeriodicAction(3, noop, last=True)) == [3, 6, 8]
+    assert steps(PeriodicAction((3, 4), noop)) == [3, 4, 6, 8]
+    assert steps(PeriodicAction(3, noop, on_stop=True), stop_at=5) == [3, 5, 6]
+    assert steps(PeriodicAction(0, noop, on_stop=True), stop_at=5) == [5]
+    assert steps(PeriodicAction(0, noop, last=True)) == [8]
+
+
+def _tensorboard_events(logdir):
+    """Every `Event` in the TensorBoard files under `logdir` (TFRecord framing)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    events = []
+    for root, _, files in os.walk(logdir):
+        for name in sorted(f for f in files if "tfevents" in f):
+            with open(os.path.join(root, name), "rb") as f:
+                data = f.read()
+            offset = 0
+            while offset < len(data):
+                (length,) = struct.unpack("<Q", data[offset : offset + 8])
+                events.append(Event.FromString(data[offset + 12 : offset + 12 + length]))
+                offset += 12 + length + 4
+    return events
+
+
+def test_profiler_window_and_hyperparameters_in_tensorboard(tiny_config, tmp_path):
+    """train.profile_steps traces steps into the workdir's TensorBoard logs; every run
+    writes its config once (HParams dashboard and a text table)."""
+    config = tiny_config(
+        train__steps=3, train__profile_start_step=1, train__profile_steps=1,
+        mesh__num_devices=2,
+    )
+    workdir = tmp_path / "run"
+    train(config, str(workdir))
+    traces = list((workdir / "logs" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert traces and all(t.stat().st_size > 0 for t in traces)
+    tags = [
+        (value.tag, event.step)
+        for event in _tensorboard_events(str(workdir / "logs"))
+        for value in event.summary.value
+    ]
+    assert ("_hparams_/session_start_info", 0) in tags and ("config/text_summary", 0) in tags
+    assert sum(tag == "_hparams_/experiment" for tag, _ in tags) == 1
+    assert ("train/d_loss", 3) in tags
+
+
 class _CallableNext:
     """Routes next() through an instance attribute (dunder lookups skip instances)."""
 

@@ -45,8 +45,8 @@ model.num_classes       0: unconditional. > 0: class-conditional on the data's l
                         BatchNorm) and every critic head gets a projection term.
 model.remat             'none' | 'stage': rematerialise each generator and critic stage
                         (the backward pass recomputes a stage's activations instead of
-                        storing them: less memory, ~1/3 more FLOPs); same parameters and
-                        numbers, so it can change on resume.
+                        storing them: less memory, more FLOPs; README has the figures);
+                        same parameters and numbers, so it can change on resume.
 data.name               dataset name (`vgan_jax.data.known_datasets()`).
 data.data_dir           where datasets are built/read (None: tfds default dir).
 data.resolution         frame height = width fed to the model.
@@ -94,15 +94,22 @@ train.ada_target        0: fixed p = augment_p. > 0 (ADA's 0.6): adaptive p, sta
                         (ada_kimg * 1000), clipped to [0, 1], with r_t = E[sign(D(real))];
                         p is part of the checkpointed TrainState.
 train.ada_kimg          thousands of clips for ADA's p to go from 0 to 1. 2.0: 125 steps
-                        at batch 16, 1/8 of the `default` run (StyleGAN2-ADA uses 500
-                        for runs of 25M images; that would barely move p here).
-train.log_every         steps between scalar logs (and NaN checks).
+                        at batch 16 (StyleGAN2-ADA uses 500 for runs of 25M images; that
+                        would barely move p here).
+train.log_every         steps between scalar logs and NaN checks (also at every step that
+                        saves, so a checkpoint is written only after its metrics passed).
 train.sample_every      steps between sample grids (GIF + TensorBoard).
 train.checkpoint_every  steps between checkpoints.
 train.keep_checkpoints  checkpoints kept in the workdir.
 train.num_sample_videos videos in each sample grid.
 train.fvd_every         steps between small-N FVD evaluations (0: off).
 train.fvd_num_videos    videos per side for that FVD.
+train.profile_steps     steps to trace with `jax.profiler` (0: no trace), written under
+                        <workdir>/logs/plugins/profile/ (TensorBoard's Profile tab); every
+                        step carries a StepTraceAnnotation with its number.
+train.profile_start_step  the trace starts after this step (a run's global step), and
+                        never before this process's first step, which compiles (a run
+                        resumed past it traces the steps after its first).
 mesh.num_devices        devices on the `data` axis (None: all).
 """
 
@@ -186,6 +193,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.num_sample_videos = 16
     config.train.fvd_every = 0
     config.train.fvd_num_videos = 256
+    config.train.profile_steps = 0
+    config.train.profile_start_step = 10
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = ml_collections.FieldReference(None, field_type=int)

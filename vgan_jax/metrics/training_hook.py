@@ -2,7 +2,8 @@
 
 `FvdEvaluator` builds the I3D extractor once (one compilation per run) and computes
 the real statistics once: from the on-disk cache if a previous run made them, else
-from `vgan_jax.data.load_videos`, then kept in memory.
+from `vgan_jax.data.load_videos`, then kept in memory. `make_training_fvd` is what the
+training loop calls: the EMA generator's videos, made on the mesh, through an evaluator.
 """
 
 from __future__ import annotations
@@ -213,3 +214,49 @@ class FvdEvaluator:
             video_batches, None, names=("generated", "real"), extractor=self.extractor,
             stats_b=self.real, kvd_subsets=10,
         )
+
+
+def make_training_fvd(
+    config, workdir: str, mesh, gan, generate, standing_statistics, data_config=None
+):
+    """The training loop's FVD (every `train.fvd_every` steps): a callable `state ->
+    compute_fvd dict` scoring `train.fvd_num_videos` videos of the EMA generator against
+    as many real clips (statistics cached under `<workdir>/fvd_cache`).
+
+    `generate` and `standing_statistics` are the loop's jitted functions (one jit each,
+    not a second one). The videos are made as global batches split over the mesh, as
+    training batches are, and scored where they were made: on N hosts each device
+    generates and extracts its share, and every process gets the same metrics.
+    `data_config`: `config.data` as the caller checked it (default `config.data`)."""
+    import jax
+
+    from vgan_jax.metrics.extractor import put_rows
+    from vgan_jax.metrics.extractor import to_uint8 as to_uint8_on_device
+    from vgan_jax.parallel import batch_sharded
+    from vgan_jax.sampling import sampling_inputs
+
+    evaluator = FvdEvaluator(
+        config.data if data_config is None else data_config,
+        num_videos=config.train.fvd_num_videos,
+        seed=config.seed,
+        cache_dir=os.path.join(workdir, "fvd_cache"),
+        mesh=mesh,
+        split=TRAINING_FVD_SPLIT,
+    )
+    num, batch = config.train.fvd_num_videos, evaluator.extractor.batch_size
+    # Host copies, the same on every process: each places only its devices' rows.
+    inputs = jax.tree.map(np.asarray, sampling_inputs(gan, config.seed + 2, num))
+    sharding = batch_sharded(mesh)
+    quantise = jax.jit(to_uint8_on_device, out_shardings=sharding)
+
+    def run(state):
+        g_state = standing_statistics(state.ema_params, state.g_state)
+
+        def videos(start):
+            # `num` divides over the devices (train.check_fvd_data), so every batch does too.
+            part = jax.tree.map(lambda x: put_rows(x[start : start + batch], sharding), inputs)
+            return quantise(generate(state.ema_params, g_state, **part))
+
+        return evaluator(videos(start) for start in range(0, num, batch))
+
+    return run
