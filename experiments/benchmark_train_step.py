@@ -8,27 +8,40 @@ rematerialisation (the recomputation is work the device does, not model work), a
 the executed FLOPs are printed beside them. On CPU there is no peak table: GFLOP/s only.
 
     python experiments/benchmark_train_step.py                      # default + gpu presets
+    python experiments/benchmark_train_step.py --zoo                # every model, 2 shapes
+    python experiments/benchmark_train_step.py --preset default --model all
     python experiments/benchmark_train_step.py --preset gpu --model dcgan --model vgan \\
         --dtype bfloat16 --dtype float32 --batch 64 --steps 20
     python experiments/benchmark_train_step.py --preset gpu128 --compile-only --conv xla
     python experiments/benchmark_train_step.py --preset default --set model.width=16
     python experiments/benchmark_train_step.py --peer               # vs PyTorch, see below
+    python experiments/benchmark_train_step.py --peer --peer-model mocogan
 
-Prints one line per (preset, model, dtype, remat); copy the figures into README.md with the
-device and jax version the first line names. `--compile-only` compiles the step for
-abstract inputs (nothing is allocated or run) and prints its FLOPs and XLA's memory
-analysis: how a preset's memory changes with `--set model.remat=stage`, checked on a
-machine without the accelerator (`--conv xla` compiles the accelerators' convolution
-path instead of the CPU's im2col; on CPU the memory figures are XLA:CPU's, a guide to
-the GPU's, not the same number).
+Prints one line per (preset, shape, model, dtype, remat); copy the figures into README.md
+with the device and jax version the first line names. `--model all` runs every
+registered model; `--zoo` is the issue's model table: every registered model at the
+`default` preset's shapes (batch 8 x 16x32x32x1) and at 64x64x16, batch 16 (the same
+preset with `data.resolution=64`, `train.batch_size=16`), each model with the preset's
+other settings (both critic heads, spectral norm, minibatch-std, EMA).
 
-`--peer` measures vgan_jax against the PyTorch peer (`peer_pytorch_gan.py`, a
-textbook ConvTranspose3d / strided Conv3d DCGAN; needs `pip install
+`--compile-only` compiles the step for abstract inputs (nothing is allocated or run)
+and prints its FLOPs and XLA's memory analysis: how a preset's memory changes with
+`--set model.remat=stage`, checked on a machine without the accelerator (`--conv xla`
+compiles the accelerators' convolution path instead of the CPU's im2col; on CPU the
+memory figures are XLA:CPU's, a guide to the GPU's, not the same number).
+
+`--peer` measures vgan_jax against a PyTorch peer (needs `pip install
 torch==2.13.0`) at the issue's shapes: batch 16 x 16x64x64x1, width 32, one D and
-one G Adam step. vgan_jax runs the `default` preset at 64x64 with the video critic
-only (`data.resolution=64`, `model.d_image_frames=0`; extra `--set`s apply on
-top). The two alternate, each in its own subprocess (so they never share a thread
-pool or a warm cache), `--repeats` times; the machine's load shows up in both.
+one G Adam step. `--peer-model dcgan` (the default): `peer_pytorch_gan.py`, a textbook
+ConvTranspose3d / strided Conv3d DCGAN, against the `default` preset's dcgan at 64x64
+with the video critic only (`data.resolution=64`, `train.batch_size=16`,
+`model.d_image_frames=0`). `--peer-model mocogan`: `peer_pytorch_mocogan.py`
+(GRUCell loop, ConvTranspose2d image generator, Conv2d image critic on 8 frames,
+Conv3d (1, 2, 2) video critic) against the `default` preset's mocogan at 64x64, batch
+16 (`model.name=mocogan`, `data.resolution=64`, `train.batch_size=16`). Extra `--set`s
+apply on top, on the vgan_jax side only. The two alternate, each in its own subprocess
+(so they never share a thread pool or a warm cache), `--repeats` times; the machine's
+load shows up in both.
 """
 
 from __future__ import annotations
@@ -45,7 +58,7 @@ import jax
 import numpy as np
 
 from vgan_jax.config import apply_override, load_config
-from vgan_jax.models import layers
+from vgan_jax.models import known_models, layers
 from vgan_jax.parallel import global_batch, make_mesh
 from vgan_jax.state import abstract_train_state, build_gan, count_params, create_train_state
 from vgan_jax.train_step import make_train_step
@@ -223,10 +236,34 @@ def format_result(label: str, config, r: dict) -> str:
     return text + f" (compile {r['compile_s']:.1f} s)"
 
 
-# The issue's reference shapes on the vgan_jax side of `--peer`.
+# `--zoo`: the issue's two shapes, applied to the `default` preset.
+ZOO_PRESET = "default"
+ZOO_SHAPES: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "64x64x16": ("data.resolution=64", "train.batch_size=16"),
+}
+
+# `--peer`: the issue's reference shapes (batch 16 x 16x64x64x1, width 32) on the
+# vgan_jax side, the PyTorch script and its own arguments, by `--peer-model`.
 PEER_PRESET = "default"
-PEER_OVERRIDES = ("data.resolution=64", "model.d_image_frames=0")
-PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_pytorch_gan.py")
+PEER_BATCH = 16
+_HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS: dict[str, dict] = {
+    "dcgan": dict(
+        overrides=(
+            "data.resolution=64",
+            f"train.batch_size={PEER_BATCH}",
+            "model.d_image_frames=0",
+        ),
+        script=os.path.join(_HERE, "peer_pytorch_gan.py"),
+        args=("--batch", str(PEER_BATCH)),
+    ),
+    "mocogan": dict(
+        overrides=("model.name=mocogan", "data.resolution=64", f"train.batch_size={PEER_BATCH}"),
+        script=os.path.join(_HERE, "peer_pytorch_mocogan.py"),
+        args=("--batch", str(PEER_BATCH)),
+    ),
+}
 
 
 def _run(command: list[str]) -> tuple[str, float]:
@@ -241,12 +278,13 @@ def _run(command: list[str]) -> tuple[str, float]:
 
 def compare_with_peer(args) -> None:
     """vgan_jax and the PyTorch peer back to back, `args.repeats` times each."""
-    overrides = [*PEER_OVERRIDES, *args.set]
+    spec = PEERS[args.peer_model]
+    overrides = [*spec["overrides"], *args.set]
     ours = [sys.executable, os.path.abspath(__file__), "--preset", PEER_PRESET]
     ours += ["--steps", str(args.steps)]
     for item in overrides:
         ours += ["--set", item]
-    peer = [sys.executable, PEER_SCRIPT, "--steps", str(args.steps)]
+    peer = [sys.executable, spec["script"], "--steps", str(args.steps), *spec["args"]]
     if args.peer_spectral_norm:
         peer.append("--spectral-norm")
     config = load_config(PEER_PRESET)
@@ -263,7 +301,7 @@ def compare_with_peer(args) -> None:
         f"{'on' if m.d_spectral_norm else 'off'}, minibatch-std group "
         f"{m.d_minibatch_std_group}), loss {config.train.loss}, R1 {config.train.r1_gamma}, "
         f"EMA of G, non-finite guard\n"
-        f"pytorch:  {os.path.basename(PEER_SCRIPT)}"
+        f"pytorch:  {os.path.basename(spec['script'])} {' '.join(spec['args'])}"
         f"{' --spectral-norm' if args.peer_spectral_norm else ''} (see its docstring)\n"
         f"{args.steps} timed steps after 1 warmup on each side, alternating subprocesses; "
         f"the machine's other load is in both",
@@ -281,13 +319,41 @@ def compare_with_peer(args) -> None:
     print(f"best of each: vgan_jax is {ratio:.2f}x the speed of the PyTorch peer", flush=True)
 
 
-def main() -> None:
+def planned_runs(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
+    """`(label, preset, overrides)` of every line the benchmark prints, in order: the
+    product of presets (with `--zoo`'s shapes), models, dtypes and remat modes."""
+    presets = args.preset or ["default", "gpu"]
+    models = args.model or [None]
+    shapes: dict[str, tuple[str, ...]] = {"": ()}
+    if args.zoo:
+        presets, models, shapes = [ZOO_PRESET], ["all"], ZOO_SHAPES
+    if "all" in models:
+        models = known_models()
+    runs = []
+    for preset, shape, model, dtype, remat in itertools.product(
+        presets, shapes, models, args.dtype or [None], args.remat or [None]
+    ):
+        overrides = [*shapes[shape], *args.set]
+        if model:
+            overrides.append(f"model.name={model}")
+        if dtype:
+            overrides.append(f"train.compute_dtype={dtype}")
+        if args.batch:
+            overrides.append(f"train.batch_size={args.batch}")
+        if remat:
+            overrides.append(f"model.remat={remat}")
+        runs.append((f"{preset:>8}{' ' + shape if shape else ''}", preset, overrides))
+    return runs
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", action="append", help="preset name or config file (repeatable)")
     parser.add_argument(
         "--model",
         action="append",
-        help="model.name to run each preset with (repeatable; default: the preset's)",
+        help="model.name to run each preset with (repeatable; 'all': every registered "
+        "model; default: the preset's)",
     )
     parser.add_argument(
         "--dtype",
@@ -316,13 +382,26 @@ def main() -> None:
         help="force the convolution path (layers.CONV_IMPLEMENTATION); default: the backend's",
     )
     parser.add_argument(
+        "--zoo",
+        action="store_true",
+        help=f"every registered model on the {ZOO_PRESET!r} preset, at its shapes and at "
+        "64x64x16 batch 16 (replaces --preset and --model)",
+    )
+    parser.add_argument(
         "--peer", action="store_true", help="vgan_jax vs the PyTorch peer at the issue's shapes"
+    )
+    parser.add_argument(
+        "--peer-model", choices=sorted(PEERS), default="dcgan", help="--peer: which peer"
     )
     parser.add_argument("--repeats", type=int, default=2, help="--peer: rounds of both")
     parser.add_argument(
         "--peer-spectral-norm", action="store_true", help="--peer: spectral norm in its critic"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.peer:
         compare_with_peer(args)
         return
@@ -334,26 +413,13 @@ def main() -> None:
         f"({jax.default_backend()}; convolutions: {layers.resolve_conv_implementation()})",
         flush=True,
     )
-    presets = args.preset or ["default", "gpu"]
-    for preset, model, dtype, remat in itertools.product(
-        presets, args.model or [None], args.dtype or [None], args.remat or [None]
-    ):
+    for label, preset, overrides in planned_runs(args):
         config = load_config(preset)
-        overrides = list(args.set)
-        if model:
-            overrides.append(f"model.name={model}")
-        if dtype:
-            overrides.append(f"train.compute_dtype={dtype}")
-        if args.batch:
-            overrides.append(f"train.batch_size={args.batch}")
-        if remat:
-            overrides.append(f"model.remat={remat}")
         for item in overrides:
             key, _, value = item.partition("=")
             apply_override(config, key, value)
         r = benchmark(config, args.steps, compile_only=args.compile_only)
-        label = f"{preset:>8} {config.model.name}"
-        print(format_result(label, config, r), flush=True)
+        print(format_result(f"{label} {config.model.name}", config, r), flush=True)
 
 
 if __name__ == "__main__":

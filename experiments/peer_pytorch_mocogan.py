@@ -19,8 +19,10 @@ the issue's shapes (batch 16 x 16x64x64x1, float32):
   (--spectral-norm: on every critic conv and linear layer, as vgan_jax's default)
 
 These are vgan_jax's layers in their textbook form: its resize-convolution upsampling
-reads 2x2 low-resolution taps per output pixel, as ConvTranspose2d k4 s2 does; its
-space-to-depth + 2-tap convolution is a 4-tap stride-2 convolution. One iteration is
+reads 2x2 low-resolution taps per output pixel, as ConvTranspose2d k4 s2 does (same
+multiplies; the peer's G has 1.07M parameters against 0.99M, 16 taps per kernel
+against the resize kernel's 9); its space-to-depth + 2-tap convolution is a 4-tap
+stride-2 convolution (both critics: 1.96M parameters on each side). One iteration is
 pytorch/examples' dcgan loop with both critics: fake = G(z, eps); one Adam step of D on
 real and fake.detach(); one Adam step of G through the updated D; non-saturating loss
 (BCE on logits) per critic, summed; lr 2e-4, betas (0.5, 0.999). vgan_jax's step also
@@ -45,6 +47,7 @@ import os
 import time
 
 import torch
+from peer_pytorch_gan import count_params  # the sibling script (its folder is on sys.path)
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -123,10 +126,6 @@ class Critic(nn.Module):
         return self.logit(x.flatten(1))[:, 0]
 
 
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def benchmark(
     steps: int = 5,
     warmup: int = 1,
@@ -188,7 +187,7 @@ def benchmark(
     flops = counter.get_total_flops()
     return dict(
         g_params=count_params(net_g),
-        d_params=sum(p.numel() for p in d_params),
+        d_params=count_params(image_d) + count_params(video_d),
         batch=batch,
         video=(frames, size, size, channels),
         threads=torch.get_num_threads(),

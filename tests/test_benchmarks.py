@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from vgan_jax.config import load_config
+from vgan_jax.config import apply_override, load_config
+from vgan_jax.models import known_models
 
 _PATH = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -74,3 +75,50 @@ def test_mfu_line_on_an_accelerator(bench):
 def test_cpu_line_reports_gflops_only(bench):
     line = bench.format_result("default dcgan", load_config("default"), _result("cpu"))
     assert "200000.0 GFLOP/s" in line and "MFU" not in line
+
+
+def _configs(bench, argv):
+    """The config of every line `benchmark_train_step.py argv` would print (none run)."""
+    configs = []
+    for _label, preset, overrides in bench.planned_runs(bench.build_parser().parse_args(argv)):
+        config = load_config(preset)
+        for item in overrides:
+            key, _, value = item.partition("=")
+            apply_override(config, key, value)
+        configs.append(config)
+    return configs
+
+
+def _shape(config):
+    return (config.train.batch_size, config.data.frames, config.data.resolution)
+
+
+def test_zoo_covers_every_model_at_the_default_shapes_and_64x64x16_batch_16(bench):
+    default = load_config("default")
+    shapes = {}
+    for config in _configs(bench, ["--zoo"]):
+        assert config.model.width == default.model.width  # the preset's model otherwise
+        shapes.setdefault(config.model.name, []).append(_shape(config))
+    assert sorted(shapes) == known_models()
+    for name, found in shapes.items():
+        assert sorted(found) == sorted([_shape(default), (16, 16, 64)]), name
+
+
+def test_model_all_is_every_registered_model(bench):
+    configs = _configs(bench, ["--preset", "tiny", "--model", "all", "--dtype", "bfloat16"])
+    assert [c.model.name for c in configs] == known_models()
+    assert {c.train.compute_dtype for c in configs} == {"bfloat16"}
+
+
+@pytest.mark.parametrize("model", ["dcgan", "mocogan"])
+def test_peers_compare_the_issues_shapes(bench, model):
+    """Both sides of `--peer --peer-model M`: M, batch 16 x 16x64x64, width 32."""
+    spec = bench.PEERS[model]
+    config = load_config(bench.PEER_PRESET)
+    for item in spec["overrides"]:
+        key, _, value = item.partition("=")
+        apply_override(config, key, value)
+    assert config.model.name == model and config.model.width == 32
+    assert _shape(config) == (16, 16, 64)
+    assert os.path.exists(spec["script"])
+    assert list(spec["args"]) == ["--batch", "16"]  # the peers' other defaults are these
