@@ -16,7 +16,7 @@ from vgan_jax.config import base_config
 from vgan_jax.errors import VganError
 from vgan_jax.models import VideoShape, build_models
 from vgan_jax.models.critics import FRAMES_RNG
-from vgan_jax.models.dvdgan import average_pool_space
+from vgan_jax.models.dvdgan import ConvGRU, ConvGRUCell, average_pool_space
 from vgan_jax.parallel import global_batch, make_mesh
 from vgan_jax.sampling import TrainedGenerator, check_frames, check_labels, sample
 from vgan_jax.state import abstract_train_state, build_gan, create_train_state
@@ -199,6 +199,23 @@ def test_mocogan_gru_runs_under_scan():
     assert jaxpr.count("dot_general") < 20
 
 
+def test_mocogan_motion_stays_float32_in_bfloat16():
+    """With bfloat16 compute the image generator runs in bfloat16, but the GRU (a few
+    thousand FLOPs per clip) keeps float32: the per-frame codes are exactly the float32
+    model's, so a long unroll gathers no 8-bit rounding in its state."""
+    pair, variables, inputs = _mocogan()
+    half = build_models(
+        _model_config("mocogan", motion_dim=5), VideoShape(6, 16, 1), compute_dtype="bfloat16"
+    )
+    reference, sown = _generate(pair, variables, inputs, mutable=["intermediates"])
+    (codes,) = sown["intermediates"]["codes"]
+    video, sown = _generate(half, variables, inputs, mutable=["intermediates"])
+    (half_codes,) = sown["intermediates"]["codes"]
+    assert half_codes.dtype == video.dtype == jnp.float32
+    np.testing.assert_array_equal(half_codes, codes)
+    assert 0 < float(jnp.max(jnp.abs(video - reference))) < 0.1  # bfloat16 images, close
+
+
 # --- DVD-GAN -------------------------------------------------------------------------
 
 
@@ -218,9 +235,7 @@ def test_dvdgan_spatial_critic_sees_k_frames_and_temporal_the_pooled_clip():
     (temporal,) = sown["intermediates"]["temporal_input"]
     assert spatial.shape == (2, 4, 16, 16, 3)  # exactly k full-resolution frames
     # ... each one of the clip's frames (the same 4 distinct ones for every clip).
-    chosen = [
-        [t for t in range(6) if np.array_equal(spatial[:, j], video[:, t])] for j in range(4)
-    ]
+    chosen = [[t for t in range(6) if np.array_equal(spatial[:, j], video[:, t])] for j in range(4)]
     assert all(len(c) == 1 for c in chosen) and len({c[0] for c in chosen}) == 4
     assert temporal.shape == (2, 6, 8, 8, 3)  # every frame, 2x2 average-pooled
     np.testing.assert_allclose(
@@ -247,6 +262,27 @@ def test_dvdgan_generator_uses_conditional_batch_norm_and_scan():
     assert "gain" in names and "label_embedding" in names and "gru_0" in names
     jaxpr = str(jax.make_jaxpr(lambda i: _generate(pair, variables, i))(inputs))
     assert "scan" in jaxpr
+
+
+def test_dvdgan_conv_gru_carries_a_float32_state_in_bfloat16():
+    """The ConvGRU's convolutions run in bfloat16, its gates and state update in float32:
+    the carried state is float32 (what the next frame reads), the emitted frame bfloat16."""
+    cell = ConvGRUCell(4, dtype=jnp.bfloat16)
+    h = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 4))
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 4, 3)).astype(jnp.bfloat16)
+    # jit: one compilation each instead of one per operation.
+    variables = jax.jit(cell.init)(jax.random.PRNGKey(2), h, x)
+    state, out = jax.jit(cell.apply)(variables, h, x)
+    assert state.dtype == jnp.float32 and out.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(out, state.astype(jnp.bfloat16))
+    full, _ = jax.jit(ConvGRUCell(4).apply)(variables, h, x.astype(jnp.float32))
+    np.testing.assert_allclose(state, full, atol=0.05)
+    outputs, _ = jax.eval_shape(
+        ConvGRU(4, dtype=jnp.bfloat16).init_with_output,
+        jax.random.PRNGKey(3),
+        jnp.ones((2, 5, 4, 4, 3)),
+    )
+    assert outputs.shape == (2, 5, 4, 4, 4) and outputs.dtype == jnp.bfloat16
 
 
 # --- conditioning --------------------------------------------------------------------
