@@ -30,18 +30,19 @@ and prints its FLOPs and XLA's memory analysis: how a preset's memory changes wi
 compiles the accelerators' convolution path instead of the CPU's im2col; on CPU the
 memory figures are XLA:CPU's, a guide to the GPU's, not the same number).
 
-`--peer` measures vgan_jax against a PyTorch peer (needs `pip install
-torch==2.13.0`) at the issue's shapes: batch 16 x 16x64x64x1, width 32, one D and
-one G Adam step. `--peer-model dcgan` (the default): `peer_pytorch_gan.py`, a textbook
-ConvTranspose3d / strided Conv3d DCGAN, against the `default` preset's dcgan at 64x64
-with the video critic only (`data.resolution=64`, `train.batch_size=16`,
-`model.d_image_frames=0`). `--peer-model mocogan`: `peer_pytorch_mocogan.py`
-(GRUCell loop, ConvTranspose2d image generator, Conv2d image critic on 8 frames,
-Conv3d (1, 2, 2) video critic) against the `default` preset's mocogan at 64x64, batch
-16 (`model.name=mocogan`, `data.resolution=64`, `train.batch_size=16`). Extra `--set`s
-apply on top, on the vgan_jax side only. The two alternate, each in its own subprocess
-(so they never share a thread pool or a warm cache), `--repeats` times; the machine's
-load shows up in both.
+`--peer` measures vgan_jax against a PyTorch peer (needs `pip install torch==2.13.0`)
+at the issue's shapes: batch 16 x 16x64x64x1, width 32, one D and one G Adam step.
+`--peer-model dcgan` (the default): `peer_pytorch_gan.py`, a textbook ConvTranspose3d
+/ strided Conv3d DCGAN, against the `default` preset's dcgan at 64x64 with the video
+critic only (`data.resolution=64`, `train.batch_size=16`, `model.d_image_frames=0`,
+and width 32 for G and D: `model.width=32`, `model.d_width=0`). `--peer-model
+mocogan`: `peer_pytorch_mocogan.py` (GRUCell loop, ConvTranspose2d image generator,
+Conv2d image critic on 8 frames, Conv3d (1, 2, 2) video critic) against the `default`
+preset's mocogan at 64x64, batch 16, width 32 (`model.name=mocogan`,
+`data.resolution=64`, `train.batch_size=16`, and the same width settings). Extra
+`--set`s apply on top, on the vgan_jax side only. The two alternate, each in its own
+subprocess (so they never share a thread pool or a warm cache), `--repeats` times; the
+machine's load shows up in both.
 """
 
 from __future__ import annotations
@@ -247,6 +248,8 @@ ZOO_SHAPES: dict[str, tuple[str, ...]] = {
 # vgan_jax side, the PyTorch script and its own arguments, by `--peer-model`.
 PEER_PRESET = "default"
 PEER_BATCH = 16
+# The peers' width on both sides (the `default` preset may size G and D otherwise).
+PEER_WIDTH = ("model.width=32", "model.d_width=0")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS: dict[str, dict] = {
     "dcgan": dict(
@@ -254,12 +257,18 @@ PEERS: dict[str, dict] = {
             "data.resolution=64",
             f"train.batch_size={PEER_BATCH}",
             "model.d_image_frames=0",
+            *PEER_WIDTH,
         ),
         script=os.path.join(_HERE, "peer_pytorch_gan.py"),
         args=("--batch", str(PEER_BATCH)),
     ),
     "mocogan": dict(
-        overrides=("model.name=mocogan", "data.resolution=64", f"train.batch_size={PEER_BATCH}"),
+        overrides=(
+            "model.name=mocogan",
+            "data.resolution=64",
+            f"train.batch_size={PEER_BATCH}",
+            *PEER_WIDTH,
+        ),
         script=os.path.join(_HERE, "peer_pytorch_mocogan.py"),
         args=("--batch", str(PEER_BATCH)),
     ),

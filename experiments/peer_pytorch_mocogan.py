@@ -1,8 +1,8 @@
 """The PyTorch MoCoGAN peer for `benchmark_train_step.py --peer --peer-model mocogan`.
 
 A straightforward PyTorch CPU implementation of vgan_jax's `mocogan` as the `default`
-preset builds it (width 32, 3 stages, z_C 100, motion 10, 8 image-critic frames), at
-the issue's shapes (batch 16 x 16x64x64x1, float32):
+preset builds it at width 32 for G and D (3 stages, z_C 100, motion 10, 8 image-critic
+frames), at the issue's shapes (batch 16 x 16x64x64x1, float32):
 
   motion     h_0, eps_t ~ N(0, I) [10]; h_t = GRUCell(eps_t, h_(t-1)), a loop over frames
   generator  per frame (time folded into the batch): [z_C; h_t] [110] -> Linear (no bias)

@@ -112,13 +112,15 @@ def test_model_all_is_every_registered_model(bench):
 
 @pytest.mark.parametrize("model", ["dcgan", "mocogan"])
 def test_peers_compare_the_issues_shapes(bench, model):
-    """Both sides of `--peer --peer-model M`: M, batch 16 x 16x64x64, width 32."""
+    """Both sides of `--peer --peer-model M`: M, batch 16 x 16x64x64, width 32 (G and D),
+    whatever the `default` preset sizes them at."""
     spec = bench.PEERS[model]
     config = load_config(bench.PEER_PRESET)
     for item in spec["overrides"]:
         key, _, value = item.partition("=")
         apply_override(config, key, value)
     assert config.model.name == model and config.model.width == 32
+    assert (config.model.d_width or config.model.width) == 32  # the critic too
     assert _shape(config) == (16, 16, 64)
     assert os.path.exists(spec["script"])
     assert list(spec["args"]) == ["--batch", "16"]  # the peers' other defaults are these
