@@ -9,9 +9,10 @@ conditional run of the paper (UCF-101's 101 classes, `--dim_z_category`) is
 --data_dir DIR`, then `vgan-jax train --config=experiments/configs/papers/mocogan_ucf101.py
 --config.data.data_dir=DIR`.
 
-Differences that remain: one batch of 16 clips feeds both critics here (the official code
-samples a separate image batch of 10 frames and 3 videos per step), and PyTorch's Adam weight decay is an L2 term in the
-gradient where vgan_jax's AdamW decays decoupled (`train.weight_decay`).
+Differences that remain: one batch of 16 clips feeds both critics here (the official
+code samples a separate image batch of 10 frames and 3 videos per step), and PyTorch's
+Adam weight decay is an L2 term in the gradient where vgan_jax's AdamW decays
+decoupled (`train.weight_decay`).
 """
 
 from vgan_jax.config import base_config
