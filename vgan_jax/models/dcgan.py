@@ -76,8 +76,8 @@ class VideoTrunk(nn.Module):
     (normalised, LeakyReLU) and a 3x3x3 stride-1 convolution at full resolution
     emits the output. Every output pixel then mixes its neighbours at full
     resolution, instead of each 2x2 sub-pixel phase having its own low-resolution
-    kernel (FVD@256 of `default`-like runs: 233 -> 198 with 8 channels, one run
-    each). Cheap with few channels (8: +8% FLOPs for the `default` step).
+    kernel (it lowered FVD@256 of `default`-like runs; README's "Measured"). Cheap
+    with few channels.
 
     `dtype`: compute dtype of the dense layer, convolutions and norms (None:
     float32); parameters and normalisation statistics stay float32. `remat`:

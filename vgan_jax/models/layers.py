@@ -2,8 +2,8 @@
 
 Why stride-1 conv + depth-to-space instead of `ConvTranspose` / strided `Conv`:
 XLA:CPU runs 3D transposed convolutions and the input gradient of strided 3D
-convolutions about 50x slower than stride-1 convolutions (83-188 s against 5.3 s
-per step for the same GAN on 2 cores). A stride-1 convolution at the low
+convolutions far slower than stride-1 convolutions (README's "Measured" has the
+figures). A stride-1 convolution at the low
 resolution that emits `factor` times more channels, followed by depth-to-space,
 is a learned upsampling with the same receptive field as a 4-tap transposed
 convolution (Shi et al. 2016, "sub-pixel convolution"); space-to-depth followed
