@@ -13,7 +13,7 @@ extraction sharded over a mesh of one or many hosts), `stats`
 (streaming float64 mean/covariance, .npz cache), `distances` (Fréchet, KVD),
 `fvd` (protocol, validation, video sets on disk), `training_hook` (real statistics,
 FVD during training), `baselines` (reference FVDs), `progress` (videos/s on stderr),
-`commands` (CLI glue).
+`commands` (`fvd_between`, `evaluate_run`: the library functions behind `vgan-jax fvd` and `eval`).
 """
 
 from vgan_jax.metrics.baselines import (
