@@ -269,8 +269,10 @@ class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         del dl_manager  # Sources are local; nothing is downloaded here.
         return {split: make() for split, make in self._vgan_split_examples.items()}
 
-    def _generate_examples(self):  # tfds requires it; `_split_generators` does the work
-        raise NotImplementedError
+    def _generate_examples(self):
+        # tfds declares it abstract, but only calls it through `_split_generators`,
+        # which here returns the examples itself: reaching this is a tfds change.
+        raise RuntimeError("TfdsWriter's examples come from _split_generators")
 
 
 def write_prepared(

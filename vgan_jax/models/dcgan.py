@@ -204,3 +204,20 @@ class ImageGenerator(nn.Module):
             x = stage(run, self.remat)(self, x)
         x = stage(lambda module, x: upsample(self.channels, (2, 2))(x), self.remat)(self, x)
         return jnp.tanh(x.astype(jnp.float32))
+
+
+def frame_generator(owner: nn.Module) -> ImageGenerator:
+    """The 2D DCGAN generator that draws the frames of `owner`, a video generator with
+    the fields `size, channels, width, num_upsamples, norm, upsample, dtype, remat`
+    (VGAN's background, TGAN's and MoCoGAN's per-frame generator). Call it inside
+    `owner`'s compact method: it becomes `owner`'s submodule `ImageGenerator_0`."""
+    return ImageGenerator(
+        owner.size,
+        owner.channels,
+        owner.width,
+        owner.num_upsamples,
+        owner.norm,
+        owner.upsample,
+        owner.dtype,
+        owner.remat,
+    )

@@ -32,7 +32,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vgan_jax.models.dcgan import ImageGenerator
+from vgan_jax.models.dcgan import frame_generator
 
 
 class MotionGRU(nn.Module):
@@ -117,14 +117,5 @@ class MoCoGANGenerator(nn.Module):
         )
         if not self.is_initializing():  # for tests; a no-op unless `intermediates` is mutable
             self.sow("intermediates", "codes", codes)
-        images = ImageGenerator(
-            self.size,
-            self.channels,
-            self.width,
-            self.num_upsamples,
-            self.norm,
-            self.upsample,
-            self.dtype,
-            self.remat,
-        )(codes.reshape(batch * frames, -1), train)
+        images = frame_generator(self)(codes.reshape(batch * frames, -1), train)
         return images.reshape(batch, frames, *images.shape[1:])

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.errors import VganError
-from vgan_jax.models.dcgan import ImageGenerator
+from vgan_jax.models.dcgan import frame_generator
 from vgan_jax.models.layers import Upsample, bias_before, norm_act
 
 
@@ -90,14 +90,5 @@ class TGANGenerator(nn.Module):
         )(z, train)
         content = jnp.broadcast_to(z[:, None], (batch, self.frames, z.shape[-1]))
         per_frame = jnp.concatenate([content, frame_latents], axis=-1)
-        images = ImageGenerator(
-            self.size,
-            self.channels,
-            self.width,
-            self.num_upsamples,
-            self.norm,
-            self.upsample,
-            self.dtype,
-            self.remat,
-        )(per_frame.reshape(batch * self.frames, -1), train)
+        images = frame_generator(self)(per_frame.reshape(batch * self.frames, -1), train)
         return images.reshape(batch, self.frames, *images.shape[1:])

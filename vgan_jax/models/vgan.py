@@ -16,7 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vgan_jax.models.dcgan import ImageGenerator, VideoTrunk, plan_upsampling
+from vgan_jax.models.dcgan import VideoTrunk, frame_generator, plan_upsampling
 
 
 class VGANGenerator(nn.Module):
@@ -58,16 +58,7 @@ class VGANGenerator(nn.Module):
         )(z, train).astype(jnp.float32)
         foreground = jnp.tanh(x[..., : self.channels])
         mask = nn.sigmoid(x[..., self.channels :])
-        background = ImageGenerator(
-            self.size,
-            self.channels,
-            self.width,
-            self.num_upsamples,
-            self.norm,
-            self.upsample,
-            self.dtype,
-            self.remat,
-        )(z, train)[:, None]
+        background = frame_generator(self)(z, train)[:, None]
         video = mask * foreground + (1.0 - mask) * background
         if self.mask_l1_weight:
             self.sow("losses", "mask_l1", self.mask_l1_weight * jnp.mean(jnp.abs(mask)))
