@@ -226,7 +226,8 @@ def _float_dtypes(tree):
 
 def test_bfloat16_models_compute_in_bfloat16_and_return_float32(monkeypatch):
     """Every matmul and convolution on activations (the ones whose result starts with
-    the batch axis) has a bfloat16 result, through either convolution path; videos
+    the batch axis) multiplies bfloat16 operands, through either convolution path (the
+    im2col path accumulates scattered blocks in float32, as an MXU would); videos
     and logits come back float32, parameters and spectral-norm state are float32.
     (The float32 matmuls left are on parameters: spectral norm's power iteration and
     the resize kernel's 2-tap windows, computed once per step from float32 weights.)"""
@@ -245,13 +246,27 @@ def test_bfloat16_models_compute_in_bfloat16_and_return_float32(monkeypatch):
     assert _float_dtypes(g_vars) == _float_dtypes(d_vars) == {jnp.dtype(jnp.float32)}
 
     def activation_op_types(fn, variables):
-        """Result dtypes of dot_general / conv_general_dilated whose leading
-        dimension is a batch (clips, or clips x frames in the image head)."""
-        text = str(jax.make_jaxpr(fn)(variables))
-        found = re.findall(
-            r"\w+:(\w+)\[(\d+)[^\]]*\] = (?:dot_general|conv_general_dilated)\b", text
-        )
-        return [dtype for dtype, lead in found if int(lead) in (batch, batch * image_frames)]
+        """Operand dtypes of the dot_general / conv_general_dilated whose result's
+        leading dimension is a batch (clips, or clips x frames in the image head),
+        one string per operation ("bf16" when both operands are bfloat16)."""
+
+        def equations(jaxpr):
+            for eqn in jaxpr.eqns:
+                yield eqn
+                for value in eqn.params.values():
+                    for sub in value if isinstance(value, (tuple, list)) else (value,):
+                        inner = getattr(sub, "jaxpr", sub)  # ClosedJaxpr or Jaxpr
+                        if hasattr(inner, "eqns"):
+                            yield from equations(inner)
+
+        found = []
+        for eqn in equations(jax.make_jaxpr(fn)(variables).jaxpr):
+            if eqn.primitive.name not in ("dot_general", "conv_general_dilated"):
+                continue
+            if eqn.outvars[0].aval.shape[0] in (batch, batch * image_frames):
+                dtypes = {str(v.aval.dtype) for v in eqn.invars}
+                found.append("bf16" if dtypes == {"bfloat16"} else "/".join(sorted(dtypes)))
+        return found
 
     for implementation in ("xla", "im2col"):
         monkeypatch.setattr(layers, "CONV_IMPLEMENTATION", implementation)

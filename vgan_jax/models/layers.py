@@ -195,7 +195,8 @@ def _conv_im2col(
     """
     *ks, c_in, c_out = kernel.shape
     nd = len(ks)
-    gathered = _gathered_axes(ks, c_in, c_out)
+    out = [n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape[1:-1], padding, ks, strict=True)]
+    gathered = _gathered_axes(ks, c_in, c_out, x.shape[1:-1], out)
     scattered = [a for a in range(nd) if ks[a] > 1 and a not in gathered]
 
     def pad(v: jnp.ndarray, axes: Sequence[int], mode: str) -> jnp.ndarray:
@@ -208,7 +209,6 @@ def _conv_im2col(
     unscattered = [a for a in range(nd) if a not in scattered]
     xp = pad(x, [a for a in unscattered if a in edge_padded_axes], "edge")
     xp = pad(xp, [a for a in unscattered if a not in edge_padded_axes], "constant")
-    out = [n + lo + hi - k + 1 for n, (lo, hi), k in zip(x.shape[1:-1], padding, ks, strict=True)]
     patches = []
     for offsets in itertools.product(*(range(ks[a]) for a in gathered)):
         index = [slice(None)] * x.ndim
@@ -223,9 +223,12 @@ def _conv_im2col(
     untapped = [a for a in range(nd) if ks[a] == 1]
     order = [*untapped, *gathered, nd, *scattered, nd + 1]
     blocks = math.prod(ks[a] for a in scattered)
-    y = jnp.dot(columns, kernel.transpose(order).reshape(-1, blocks * c_out))
+    kernel_2d = kernel.transpose(order).reshape(-1, blocks * c_out)
     if not scattered:
-        return y
+        return jnp.dot(columns, kernel_2d)
+    # The shifted sum of the blocks is the rest of the convolution's accumulation: in
+    # float32 (as the matmul accumulates), so a bfloat16 convolution rounds once.
+    y = jnp.dot(columns, kernel_2d, preferred_element_type=jnp.float32)
     # Tap o of a scattered axis adds its block shifted: y[p] += block_o[p + o - low],
     # reading zeros beyond the input, or with edge padding the edge position's block.
     # lax.split (not slicing) so the backward pass concatenates instead of padding
@@ -247,7 +250,7 @@ def _conv_im2col(
         for a, shift in clamped:
             term = _shift_clamped(term, 1 + a, shift, out[a])
         total = term if total is None else total + term
-    return total
+    return total.astype(x.dtype)
 
 
 def _shift_clamped(v: jnp.ndarray, axis: int, shift: int, size: int) -> jnp.ndarray:
@@ -271,25 +274,44 @@ def _shift_clamped(v: jnp.ndarray, axis: int, shift: int, size: int) -> jnp.ndar
     return jnp.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
 
 
-def _gathered_axes(kernel_size: Sequence[int], c_in: int, c_out: int) -> tuple[int, ...]:
+# Floats moved that cost as much time as one multiply-add pair in the matmul, fitted on
+# the 64x64x16 DCGAN's layers forward + backward on 2 EPYC cores (XLA:CPU, jax 0.10).
+_FLOPS_PER_FLOAT_MOVED = 592.0
+
+
+def _gathered_axes(
+    kernel_size: Sequence[int],
+    c_in: int,
+    c_out: int,
+    in_sizes: Sequence[int] | None = None,
+    out_sizes: Sequence[int] | None = None,
+) -> tuple[int, ...]:
     """The spatial axes `_conv_im2col` gathers taps along (the rest it scatters).
 
-    Cost model, fitted on the 64x64x16 DCGAN's layers on 2 EPYC cores: floats
-    written per output position, prod(gathered taps) * c_in for the patches plus
-    2 * prod(scattered taps) * c_out for the blocks (each is written by the matmul
-    and read back by the shifted sum); ties go to gathering more. It picks full
+    Cost model per input position, fitted on the 64x64x16 DCGAN's layers on 2 EPYC
+    cores (forward + backward): floats moved, K = prod(gathered taps) * c_in for the
+    patches plus 2 * N, N = prod(scattered taps) * c_out, for the blocks (each is
+    written by the matmul and read back by the shifted sum), plus the matmul's 2 K N
+    FLOPs at `_FLOPS_PER_FLOAT_MOVED` FLOPs per float; all of it times the extra rows
+    a gathered axis computes when the convolution emits more positions than it reads
+    (`out_sizes` > `in_sizes`: resize upsampling's n + 1 windows; a scattered axis runs
+    the matmul on the n input positions). Ties go to gathering more. It picks full
     im2col when c_in is small (the critic's first layer), one gathered axis when
-    c_out is small (the generator's last layer, the critic's k2 layers).
+    c_out is small (the generator's last layer, the critic's k2 layers), and scatters
+    the short time axis of the generator's first stages (2 -> 3 windows).
     """
+    nd = len(kernel_size)
+    in_sizes = in_sizes or (1,) * nd
+    out_sizes = out_sizes or in_sizes
     taps = [a for a, k in enumerate(kernel_size) if k > 1]
-    best: tuple[int, tuple[int, ...]] | None = None
+    best: tuple[float, tuple[int, ...]] | None = None
     for count in range(len(taps), -1, -1):
         for gathered in itertools.combinations(reversed(taps), count):
             scattered = [a for a in taps if a not in gathered]
-            cost = (
-                math.prod(kernel_size[a] for a in gathered) * c_in
-                + 2 * math.prod(kernel_size[a] for a in scattered) * c_out
-            )
+            k = math.prod(kernel_size[a] for a in gathered) * c_in
+            n = math.prod(kernel_size[a] for a in scattered) * c_out
+            extra_rows = math.prod(max(1.0, out_sizes[a] / in_sizes[a]) for a in gathered)
+            cost = extra_rows * (k + 2 * n + 2 * k * n / _FLOPS_PER_FLOAT_MOVED)
             if best is None or cost < best[0]:
                 best = (cost, tuple(sorted(gathered)))
     return best[1]
