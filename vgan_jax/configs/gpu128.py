@@ -23,27 +23,19 @@ Not tuned: learning rates, R1 and step count are the `gpu` preset's, unmeasured 
 this size.
 """
 
-from vgan_jax.config import base_config
+from vgan_jax.configs import gpu
 
 
 def get_config():
-    config = base_config()
-    config.model.name = "dcgan"
-    config.model.width = 64
+    """The `gpu` preset (optimizer, R1, bfloat16, schedule of logs / samples / FVD) at
+    UCF-101's 128x128 RGB with one more upsampling stage."""
+    config = gpu.get_config()
     config.model.num_upsamples = 4
     config.data.name = "ucf101"
     config.data.resolution = 128
-    config.data.frames = 16
     config.data.channels = 3
     config.data.flip = True
     config.data.worker_count = 8
     config.train.steps = 100000
     config.train.batch_size = 32
-    config.train.r1_gamma = 0.1
-    config.train.compute_dtype = "bfloat16"
-    config.train.log_every = 50
-    config.train.sample_every = 1000
-    config.train.checkpoint_every = 2000
-    config.train.fvd_every = 10000
-    config.train.fvd_num_videos = 256
     return config

@@ -161,6 +161,63 @@ def choose_frames(key: jax.Array, frames: int, count: int) -> jnp.ndarray:
     return jnp.sort(jax.random.choice(key, frames, (count,), replace=False))
 
 
+def trunk_like(
+    owner: nn.Module,
+    time_axis: bool,
+    num_downsamples: int,
+    name: str,
+    time_downsample: bool = True,
+) -> CriticTrunk:
+    """A `CriticTrunk` with `owner`'s fields `width, spectral_norm,
+    minibatch_std_group, dropout, dtype, remat, num_classes` (every multi-head critic
+    has them), named `name` inside `owner`'s compact method."""
+    return CriticTrunk(
+        owner.width,
+        num_downsamples,
+        owner.spectral_norm,
+        owner.minibatch_std_group,
+        time_axis=time_axis,
+        dropout=owner.dropout,
+        dtype=owner.dtype,
+        remat=owner.remat,
+        time_downsample=time_downsample,
+        num_classes=owner.num_classes,
+        name=name,
+    )
+
+
+def judge_frames(
+    image_trunk: CriticTrunk,
+    key: jax.Array,
+    video: jnp.ndarray,
+    count: int,
+    update_stats: bool,
+    batch_axis: str | None,
+    train: bool,
+    labels: jnp.ndarray | None,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """A 2D critic on `count` frames of every clip, chosen by `choose_frames(key)`.
+
+    Args:
+      image_trunk: a trunk with `time_axis=False`.
+      video: float32 `[batch, frames, H, W, C]`.
+      labels: int32 `[batch]` or None; each judged frame gets its clip's label.
+
+    Returns:
+      `(logits float32 [batch, k], frames [batch, k, H, W, C])`, k = min(count, frames).
+    """
+    batch, frames = video.shape[:2]
+    images = jnp.take(video, choose_frames(key, frames, count), axis=1)
+    k = images.shape[1]
+    # Rows are clip-major ([clip, chosen frame]), so a row's global index is fixed
+    # by its clip's: per-sample dropout masks stay device-count invariant.
+    frame_labels = None if labels is None else jnp.repeat(labels, k)
+    logits = image_trunk(
+        images.reshape(-1, *video.shape[2:]), update_stats, batch_axis, train, frame_labels
+    )
+    return logits.reshape(batch, k), images
+
+
 class MultiHeadCritic(nn.Module):
     """A video critic and, optionally, a per-frame image critic.
 
@@ -193,21 +250,6 @@ class MultiHeadCritic(nn.Module):
     time_downsample: bool = True
     num_classes: int = 0
 
-    def _trunk(self, time_axis: bool, name: str) -> CriticTrunk:
-        return CriticTrunk(
-            self.width,
-            self.num_downsamples,
-            self.spectral_norm,
-            self.minibatch_std_group,
-            time_axis=time_axis,
-            dropout=self.dropout,
-            dtype=self.dtype,
-            remat=self.remat,
-            time_downsample=self.time_downsample,
-            num_classes=self.num_classes,
-            name=name,
-        )
-
     @nn.compact
     def __call__(
         self,
@@ -217,17 +259,23 @@ class MultiHeadCritic(nn.Module):
         train: bool = False,
         labels: jnp.ndarray | None = None,
     ) -> dict[str, jnp.ndarray]:
-        video_head = self._trunk(True, "video")
+        video_head = trunk_like(
+            self, True, self.num_downsamples, "video", time_downsample=self.time_downsample
+        )
         heads = {"video": video_head(video, update_stats, batch_axis, train, labels)}
         if self.image_frames:
-            batch, frames = video.shape[:2]
-            chosen = choose_frames(self.make_rng(FRAMES_RNG), frames, self.image_frames)
-            images = jnp.take(video, chosen, axis=1).reshape(-1, *video.shape[2:])
-            # Rows are clip-major ([clip, chosen frame]), so a row's global index is
-            # fixed by its clip's: per-sample dropout masks stay device-count invariant.
-            frame_labels = None if labels is None else jnp.repeat(labels, images.shape[0] // batch)
-            per_frame = self._trunk(False, "image")(
-                images, update_stats, batch_axis, train, frame_labels
+            image_head = trunk_like(
+                self, False, self.num_downsamples, "image", time_downsample=self.time_downsample
             )
-            heads["image"] = jnp.mean(per_frame.reshape(batch, -1), axis=1)
+            per_frame, _ = judge_frames(
+                image_head,
+                self.make_rng(FRAMES_RNG),
+                video,
+                self.image_frames,
+                update_stats,
+                batch_axis,
+                train,
+                labels,
+            )
+            heads["image"] = jnp.mean(per_frame, axis=1)
         return heads

@@ -47,7 +47,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.models.conditioning import ConditionalBatchNorm
-from vgan_jax.models.critics import FRAMES_RNG, CriticTrunk, choose_frames
+from vgan_jax.models.critics import FRAMES_RNG, judge_frames, trunk_like
 from vgan_jax.models.layers import SameConv, Upsample, stage
 
 
@@ -234,20 +234,6 @@ class DVDGANCritic(nn.Module):
         if not self.is_initializing():
             self.sow("intermediates", name, value)
 
-    def _trunk(self, time_axis: bool, num_downsamples: int, name: str) -> CriticTrunk:
-        return CriticTrunk(
-            self.width,
-            num_downsamples,
-            self.spectral_norm,
-            self.minibatch_std_group,
-            time_axis=time_axis,
-            dropout=self.dropout,
-            dtype=self.dtype,
-            remat=self.remat,
-            num_classes=self.num_classes,
-            name=name,
-        )
-
     @nn.compact
     def __call__(
         self,
@@ -257,18 +243,21 @@ class DVDGANCritic(nn.Module):
         train: bool = False,
         labels: jnp.ndarray | None = None,
     ) -> dict[str, jnp.ndarray]:
-        batch, frames = video.shape[:2]
-        chosen = choose_frames(self.make_rng(FRAMES_RNG), frames, self.spatial_frames)
-        images = jnp.take(video, chosen, axis=1)
-        self._record("spatial_input", images)
-        image_labels = None if labels is None else jnp.repeat(labels, images.shape[1])
-        per_frame = self._trunk(False, self.num_downsamples, "spatial")(
-            images.reshape(-1, *video.shape[2:]), update_stats, batch_axis, train, image_labels
+        per_frame, images = judge_frames(
+            trunk_like(self, False, self.num_downsamples, "spatial"),
+            self.make_rng(FRAMES_RNG),
+            video,
+            self.spatial_frames,
+            update_stats,
+            batch_axis,
+            train,
+            labels,
         )
+        self._record("spatial_input", images)
         pooled = average_pool_space(video)
         self._record("temporal_input", pooled)
         # The pooled clip is half the size: one stage fewer reaches the same final grid.
-        temporal = self._trunk(True, max(1, self.num_downsamples - 1), "temporal")(
+        temporal = trunk_like(self, True, max(1, self.num_downsamples - 1), "temporal")(
             pooled, update_stats, batch_axis, train, labels
         )
-        return {"spatial": jnp.sum(per_frame.reshape(batch, -1), axis=1), "temporal": temporal}
+        return {"spatial": jnp.sum(per_frame, axis=1), "temporal": temporal}
