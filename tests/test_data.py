@@ -42,6 +42,19 @@ def digest(video):
 # ---------------------------------------------------------------- config checks
 
 
+def test_data_dir_comes_from_argument_then_environment_then_home(monkeypatch, tmp_path):
+    """An empty $TFDS_DATA_DIR is unset: it once built the dataset in the working directory."""
+    from vgan_jax.data.registry import resolve_data_dir
+
+    home = str(tmp_path / "home")
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.setenv("TFDS_DATA_DIR", "")
+    assert resolve_data_dir(None) == f"{home}/tensorflow_datasets"
+    monkeypatch.setenv("TFDS_DATA_DIR", "/elsewhere")
+    assert resolve_data_dir(None) == "/elsewhere"
+    assert resolve_data_dir("/given") == "/given"
+
+
 def test_unknown_dataset_lists_known_names(data_dir):
     with pytest.raises(VganError) as error:
         data.check_data_config(small_config(data_dir, name="no_such_dataset"))

@@ -41,8 +41,12 @@ def is_known_name(name: object) -> bool:
 
 
 def resolve_data_dir(data_dir: str | None) -> str:
-    """`data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets (tfds's default)."""
-    return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
+    """`data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets (tfds's default). An
+    empty $TFDS_DATA_DIR (`TFDS_DATA_DIR= vgan-jax ...`) counts as unset, not as the
+    current directory."""
+    return os.path.expanduser(
+        data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    )
 
 
 def validate_folder_name(name: str) -> str:
