@@ -24,7 +24,7 @@ def get_config():
     config.model.g_output_conv = 8
     config.data.resolution = 32
     config.data.frames = 16
-    config.train.steps = 3200
+    config.train.steps = 3000
     config.train.batch_size = 8
     config.train.g_lr = 4e-4
     config.train.d_lr = 4e-4
