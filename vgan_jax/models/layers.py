@@ -274,8 +274,9 @@ def _shift_clamped(v: jnp.ndarray, axis: int, shift: int, size: int) -> jnp.ndar
     return jnp.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
 
 
-# Floats moved that cost as much time as one multiply-add pair in the matmul, fitted on
-# the 64x64x16 DCGAN's layers forward + backward on 2 EPYC cores (XLA:CPU, jax 0.10).
+# The matmul FLOPs that take as long as moving one float through an im2col copy or a
+# shifted sum, fitted on the 64x64x16 DCGAN's layers forward + backward on 2 EPYC
+# cores (XLA:CPU, jax 0.10).
 _FLOPS_PER_FLOAT_MOVED = 592.0
 
 
@@ -283,8 +284,8 @@ def _gathered_axes(
     kernel_size: Sequence[int],
     c_in: int,
     c_out: int,
-    in_sizes: Sequence[int] | None = None,
-    out_sizes: Sequence[int] | None = None,
+    in_sizes: Sequence[int],
+    out_sizes: Sequence[int],
 ) -> tuple[int, ...]:
     """The spatial axes `_conv_im2col` gathers taps along (the rest it scatters).
 
@@ -300,9 +301,6 @@ def _gathered_axes(
     c_out is small (the generator's last layer, the critic's k2 layers), and scatters
     the short time axis of the generator's first stages (2 -> 3 windows).
     """
-    nd = len(kernel_size)
-    in_sizes = in_sizes or (1,) * nd
-    out_sizes = out_sizes or in_sizes
     taps = [a for a, k in enumerate(kernel_size) if k > 1]
     best: tuple[float, tuple[int, ...]] | None = None
     for count in range(len(taps), -1, -1):
