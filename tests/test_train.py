@@ -103,6 +103,29 @@ def test_one_and_eight_devices_adam_within_bound(tiny_config):
         np.testing.assert_allclose(one_metrics[name], eight_metrics[name], rtol=1e-3, atol=1e-4)
 
 
+def test_lazy_r1_runs_every_n_steps_at_n_times_the_weight(tiny_config):
+    """`train.r1_every=2`: step 0 equals an every-step run with gamma doubled, step 1 a
+    run without R1 (on 8 devices, so the critic's collectives inside the branch are
+    exercised too)."""
+    config = tiny_config(**_ALL_FEATURES)
+    sgd = dict(g_optimizer=optax.sgd(0.1), d_optimizer=optax.sgd(0.1))
+    eager = dataclasses.replace(build_gan(config), **sgd)
+    lazy = dataclasses.replace(eager, r1_every=2)
+    mesh = make_mesh(8)
+    state = create_train_state(eager, 0, mesh)
+    for step, reference_gamma in enumerate((2 * eager.r1_gamma, 0.0)):
+        batch = global_batch(_batch(config, step), mesh)
+        reference = dataclasses.replace(eager, r1_gamma=reference_gamma)
+        # The step donates its state: the reference runs on a copy.
+        copy = jax.tree.map(lambda x: x.copy(), state)
+        expected, expected_metrics = make_train_step(reference, mesh)(copy, batch)
+        state, metrics = make_train_step(lazy, mesh)(state, batch)
+        for part in ("g_params", "d_params", "d_state"):
+            _assert_trees_close(getattr(state, part), getattr(expected, part), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(metrics["d_loss"], expected_metrics["d_loss"], rtol=1e-5)
+        assert (float(metrics["r1"]) > 0) == (step == 0)
+
+
 def test_resume_continues_the_same_numbers(tiny_config, tmp_path):
     config = tiny_config(
         train__steps=6, train__checkpoint_every=3, mesh__num_devices=2, **_ALL_FEATURES

@@ -66,6 +66,10 @@ train.steps             optimisation steps (one D and one G update each).
 train.batch_size        global batch; must divide by the number of devices.
 train.loss              'non_saturating' | 'hinge' | 'wasserstein'.
 train.r1_gamma          R1 penalty weight on real data (0 disables it).
+train.r1_every          lazy R1 (StyleGAN2): the penalty runs on steps where
+                        `step % r1_every == 0`, weighted by gamma * r1_every, so its
+                        average pull is unchanged and the double backward costs
+                        1/r1_every of its price (1: every step).
 train.g_lr, train.d_lr  Adam learning rates; g_beta1/g_beta2/d_beta1/d_beta2 its betas.
 train.lr_decay_start    fraction of train.steps after which both learning rates decay
                         linearly to 0 at train.steps (1.0: constant). Can change on resume.
@@ -171,6 +175,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.batch_size = 16
     config.train.loss = "non_saturating"
     config.train.r1_gamma = 0.0
+    config.train.r1_every = 1
     config.train.g_lr = 2e-4
     config.train.d_lr = 2e-4
     config.train.g_beta1 = 0.5

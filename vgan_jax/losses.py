@@ -76,3 +76,26 @@ def r1_penalty(discriminator_fn: Callable[[jnp.ndarray], jnp.ndarray], real: jnp
     """
     grads = jax.grad(lambda x: jnp.sum(discriminator_fn(x)))(real)
     return jnp.mean(jnp.sum(jnp.square(grads).reshape(grads.shape[0], -1), axis=1))
+
+
+def lazy_r1(
+    discriminator_fn: Callable[[jnp.ndarray], jnp.ndarray],
+    real: jnp.ndarray,
+    step: jnp.ndarray,
+    every: int,
+) -> jnp.ndarray:
+    """`r1_penalty` on steps where `step % every == 0`, else 0 (StyleGAN2's lazy R1).
+
+    `step` is the int32 step counter (the same on every device, so under shard_map
+    every device takes the same branch and the critic's collectives stay matched).
+    `lax.cond` runs one branch, so the skipped steps pay nothing for the double
+    backward; the caller weights the penalty by `every` to keep its average.
+    """
+    if every <= 1:
+        return r1_penalty(discriminator_fn, real)
+    return jax.lax.cond(
+        step % every == 0,
+        lambda x: r1_penalty(discriminator_fn, x),
+        lambda x: jnp.zeros((), jnp.float32),
+        real,
+    )

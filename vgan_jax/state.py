@@ -68,6 +68,8 @@ class Gan:
     loss: AdversarialLoss
     r1_gamma: float
     ema_decay: float
+    # Lazy R1: the penalty runs every r1_every steps, weighted by r1_every.
+    r1_every: int = 1
     # Augmentation (see vgan_jax.augment): transform names in application order
     # (() = off), the fixed per-transform probability, and ADA's target / speed.
     augment: tuple[str, ...] = ()
@@ -170,6 +172,7 @@ def build_gan(config) -> Gan:
         ),
         loss=get_loss(t.loss),
         r1_gamma=float(t.r1_gamma),
+        r1_every=int(t.r1_every),
         ema_decay=float(t.ema_decay),
         augment=policy,
         augment_p=float(t.augment_p),

@@ -100,7 +100,9 @@ def check_config(config):
     check_compute_dtype(config.train.compute_dtype)
     get_loss(config.train.loss)
     check_augment_config(config.train)
-    for field in ("steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
+    for field in (
+        "steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "r1_every"
+    ):
         if config.train[field] < 1:
             raise VganError(f"train.{field} must be >= 1, got {config.train[field]}")
     if config.train.num_sample_videos < 1:

@@ -40,7 +40,7 @@ import optax
 from jax.sharding import Mesh, PartitionSpec
 
 from vgan_jax import augment
-from vgan_jax.losses import r1_penalty
+from vgan_jax.losses import lazy_r1
 from vgan_jax.models.critics import DROPOUT_RNG, FRAMES_RNG
 from vgan_jax.parallel import DATA_AXIS
 from vgan_jax.state import Gan, TrainState
@@ -221,8 +221,11 @@ def train_step(
         loss = sum(gan.loss.discriminator(real_heads[h], fake_heads[h]) for h in real_heads)
         r1 = jnp.zeros((), jnp.float32)
         if gan.r1_gamma > 0:
-            r1 = r1_penalty(lambda x: _sum_heads(critic(d_params, new_d_state, x, "real")[0]), real)
-            loss = loss + 0.5 * gan.r1_gamma * r1
+            r1 = lazy_r1(
+                lambda x: _sum_heads(critic(d_params, new_d_state, x, "real")[0]),
+                real, state.step, gan.r1_every,
+            )
+            loss = loss + 0.5 * gan.r1_gamma * gan.r1_every * r1
         head_means = {f"d_real_{h}": jnp.mean(v) for h, v in real_heads.items()}
         head_means |= {f"d_fake_{h}": jnp.mean(v) for h, v in fake_heads.items()}
         # ADA's overfitting heuristic on the clips the critic saw (augmented reals);
