@@ -18,7 +18,6 @@ The remat and bfloat16 tests share one float32 step per model (`one_step`).
 """
 
 import dataclasses
-import re
 
 import jax
 import jax.numpy as jnp
