@@ -315,20 +315,34 @@ def write_prepared(
                     options={**dataclasses.asdict(options), **(extra_options or {})})
     for item in rejected:
         report.skip(item["path"], item["kind"], item["reason"])
-    yielded = dict.fromkeys(splits, 0)  # tfds fails with a bare AssertionError on an empty split
     last_log = [time.monotonic()]
 
     def examples(split: str):
+        count = 0
         for key, frames, label in splits[split]():
             if not 0 <= label < len(class_names):
                 raise VganError(f"{name} {key}: label {label} is not in [0, {len(class_names)})")
             for index, segment in enumerate(report.segments(key, frames, label)):
-                yielded[split] += 1
+                count += 1
                 video = np.ascontiguousarray(segment, dtype=np.uint8)
                 yield f"{key}#{index}", {"video": video, "label": np.int64(label)}
             if log is not None and time.monotonic() - last_log[0] > 10.0:
                 last_log[0] = time.monotonic()
                 log(f"  {report['files_found']} videos read, {report['skipped_count']} skipped")
+        # Said here, while tfds writes: it would fail on an empty split with a bare
+        # AssertionError. Raising ends the run before anything is swapped in.
+        if not count and not report["videos_used"]:
+            raise PrepareFailed(
+                f"no usable video in {source} ({report['skipped_count']} of "
+                f"{report['files_found']} files skipped, see the list above); "
+                f"nothing was written and any existing {name!r} was kept",
+                report,
+            )
+        if not count:
+            raise VganError(
+                f"preparing {name!r}: split {split!r} got no usable videos; nothing was "
+                "written (hold out more files, e.g. a larger --test_fraction, or fix them)"
+            )
 
     root = registry.resolve_data_dir(data_dir)
     builder_name, config_name = registry.builder_and_config(name)
@@ -359,25 +373,7 @@ def write_prepared(
             config=tfds.core.BuilderConfig(name=config_name, version=FORMAT_VERSION),
             data_dir=staging_root,
         )
-        try:
-            builder.download_and_prepare()
-        except VganError:
-            raise
-        except Exception:
-            empty = [split for split, count in yielded.items() if count == 0]
-            if not empty:
-                raise
-            if not report["videos_used"]:
-                raise PrepareFailed(
-                    f"no usable video in {source} ({report['skipped_count']} of "
-                    f"{report['files_found']} files skipped, see the list above); "
-                    f"nothing was written and any existing {name!r} was kept",
-                    report,
-                ) from None
-            raise VganError(
-                f"preparing {name!r}: split(s) {empty} got no usable videos; nothing was "
-                "written (hold out more files, e.g. a larger --test_fraction, or fix them)"
-            ) from None
+        builder.download_and_prepare()
         splits_info = builder.info.splits.items()
         report["examples"] = {split: int(info.num_examples) for split, info in splits_info}
         report["skipped"].sort(key=lambda item: item["path"])
