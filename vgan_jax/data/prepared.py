@@ -121,40 +121,6 @@ class PrepareOptions:
         return self.max_segments_per_video * self.max_frames
 
 
-def split_into_segments(
-    frames: np.ndarray, *, max_frames: int, min_frames: int, short_videos: str
-) -> list[np.ndarray]:
-    """Cut one video into stored examples of `min_frames..max_frames` frames.
-
-    Args:
-      frames: uint8 `[time, height, width, 3]`.
-      max_frames: longest stored example; longer videos become several
-        consecutive segments so no footage is lost.
-      min_frames: shortest stored example (normally the training clip length).
-      short_videos: what to do when the whole video has fewer than `min_frames`
-        frames: "pad" repeats its last frame up to `min_frames`, "skip" drops it.
-
-    Returns:
-      A list of uint8 `[t, height, width, 3]` with `min_frames <= t <= max_frames`;
-      empty when the video was skipped.
-    """
-    num_frames = int(frames.shape[0])
-    if num_frames < min_frames:
-        if short_videos == "skip" or num_frames == 0:
-            return []
-        padding = np.repeat(frames[-1:], min_frames - num_frames, axis=0)
-        return [np.concatenate([frames, padding], axis=0)]
-    segments = []
-    for start in range(0, num_frames, max_frames):
-        segment = frames[start : start + max_frames]
-        if len(segment) < min_frames:
-            # A tail too short to train on: take the last max_frames frames
-            # instead (overlapping the previous segment) so the tail is kept.
-            segment = frames[num_frames - max_frames :]
-        segments.append(segment)
-    return segments
-
-
 class Report(dict):
     """What a preparation used and skipped, and why: a plain JSON-ready dict, returned
     by every `prepare...` function and saved as `report.json` next to the dataset.
@@ -183,26 +149,38 @@ class Report(dict):
         self["skipped_by_kind"][kind] = self["skipped_by_kind"].get(kind, 0) + 1
 
     def segments(self, path: str, frames: np.ndarray | VideoDecodeError, label: int) -> list:
-        """The stored examples of one source video (per the report's options), counted."""
+        """Cut one source video (uint8 `[time, size, size, 3]`) into stored examples,
+        counted: uint8 `[t, size, size, 3]` with `min_frames <= t <= max_frames` (the
+        report's options). A longer video becomes consecutive segments, so no footage is
+        lost; a shorter one is padded by repeating its last frame, or skipped
+        (`short_videos`). Empty when the video is skipped."""
         if isinstance(frames, VideoDecodeError):
             self.skip(path, frames.kind, frames.reason)
             return []
         options = self["options"]
-        min_frames = options["min_frames"]
-        segments = split_into_segments(
-            frames, max_frames=options["max_frames"], min_frames=min_frames,
-            short_videos=options["short_videos"],
-        )
-        if not segments:
+        max_frames, min_frames = options["max_frames"], options["min_frames"]
+        num_frames = len(frames)
+        if num_frames < min_frames and (options["short_videos"] == "skip" or not num_frames):
             self.skip(
-                path, "short", f"only {len(frames)} frames, fewer than min_frames={min_frames} "
+                path, "short", f"only {num_frames} frames, fewer than min_frames={min_frames} "
                 "(short_videos='skip'; use 'pad' to keep it)",
             )
             return []
+        if num_frames < min_frames:
+            self["padded"].append({"path": path, "frames": num_frames})
+            padding = np.repeat(frames[-1:], min_frames - num_frames, axis=0)
+            segments = [np.concatenate([frames, padding], axis=0)]
+        else:
+            segments = []
+            for start in range(0, num_frames, max_frames):
+                segment = frames[start : start + max_frames]
+                if len(segment) < min_frames:
+                    # A tail too short to train on: take the last max_frames frames
+                    # instead (overlapping the previous segment) so the tail is kept.
+                    segment = frames[num_frames - max_frames :]
+                segments.append(segment)
         self["files_found"] += 1
         self["videos_used"] += 1
-        if len(frames) < min_frames:
-            self["padded"].append({"path": path, "frames": int(len(frames))})
         stats = self["per_class"][self["class_names"][label]]
         stats["videos"] += 1
         stats["examples"] += len(segments)
