@@ -50,12 +50,13 @@ import tensorflow_datasets as tfds
 
 from vgan_jax.data import registry
 from vgan_jax.data.transforms import SHORT_VIDEO_CHOICES, ExampleSource
-from vgan_jax.data.video_decode import VideoDecodeError
+from vgan_jax.data.video_decode import DECODE_ERROR_KINDS, VideoDecodeError
 from vgan_jax.errors import VganError
 
 FORMAT_VERSION = "1.0.0"
 REPORT_FILENAME = "report.json"
-SKIP_KINDS = ("not_video", "empty", "unreadable", "truncated", "short", "unlabeled")
+# Why a file was skipped: the decoder's kinds, then the engine's and the sources' own.
+SKIP_KINDS = (*DECODE_ERROR_KINDS, "short", "unlabeled")
 
 # One video a source supplies: (key unique in its split, uint8 [time, size, size, 3]
 # or the error that made it unusable, label in [0, num_classes)).
