@@ -418,7 +418,8 @@ def open_prepared(
       (source, info): `source[i]` is `{"video": uint8 [time, size, size, 3],
       "label": int64 []}`; info holds "name", "split", "num_examples",
       "num_classes", "class_names", "size", "max_frames", "channels" (3),
-      "splits" (name -> examples), "test_is_train", "dataset_dir" and "metadata".
+      "splits" (name -> examples), "test_is_train", "files_dir" (the tfds version
+      directory: records and `dataset_info.json`) and "metadata".
 
     Raises:
       VganError: unknown name, not prepared in `data_dir`, or unknown split.
@@ -431,7 +432,8 @@ def open_prepared(
             f"dataset {name!r} is not prepared in {registry.resolve_data_dir(data_dir)}{found}: "
             f"run `{registry.prepare_command_hint(name, data_dir)}` first"
         )
-    builder = tfds.builder_from_directory(os.path.join(directory, FORMAT_VERSION))
+    files_dir = os.path.join(directory, FORMAT_VERSION)
+    builder = tfds.builder_from_directory(files_dir)
     splits = {key: int(value.num_examples) for key, value in builder.info.splits.items()}
     base_split = split.split("[", 1)[0]
     test_is_train = base_split == "test" and "test" not in splits
@@ -455,7 +457,7 @@ def open_prepared(
         "channels": 3,
         "splits": splits,
         "test_is_train": test_is_train,
-        "dataset_dir": directory,
+        "files_dir": files_dir,
         "metadata": metadata,
     }
     return source, info
