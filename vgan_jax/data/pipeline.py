@@ -70,16 +70,13 @@ def check_data_config(data_config) -> CheckedDataConfig:
     for field in ("resolution", "frames", "frame_stride"):
         _check_positive_int(data_config, field)
     _check_positive_int(data_config, "worker_count", minimum=0)
-    if data_config.get("crop") not in transforms.CROP_CHOICES:
-        raise VganError(
-            f"config.data.crop must be one of {', '.join(transforms.CROP_CHOICES)}, "
-            f"got {data_config.get('crop')!r}"
-        )
-    if data_config.get("short_videos") not in transforms.SHORT_VIDEO_CHOICES:
-        raise VganError(
-            "config.data.short_videos must be one of "
-            f"{', '.join(transforms.SHORT_VIDEO_CHOICES)}, got {data_config.get('short_videos')!r}"
-        )
+    choices = {"crop": transforms.CROP_CHOICES, "short_videos": transforms.SHORT_VIDEO_CHOICES}
+    for field, allowed in choices.items():
+        if data_config.get(field) not in allowed:
+            raise VganError(
+                f"config.data.{field} must be one of {', '.join(allowed)}, "
+                f"got {data_config.get(field)!r}"
+            )
     for field in ("random_start", "flip"):
         if not isinstance(data_config.get(field), bool | np.bool_):
             raise VganError(
