@@ -215,9 +215,9 @@ def format_report(report: Mapping[str, Any], max_listed: int = 50) -> str:
 
 
 class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Writes `(key, example)` iterators as a tfds dataset in `array_record` files, with
-    no TensorFlow: the one tfds builder of the package (prepared datasets and the
-    built-in Moving MNIST).
+    """Writes `(key, {"video": ..., "label": int64 []})` iterators as a tfds dataset in
+    `array_record` files, with no TensorFlow: the one tfds builder of the package
+    (prepared datasets and the built-in Moving MNIST).
 
     Not registered with tfds; its name (the directory under `data_dir`) and version are
     set per instance, as tfds's own AdhocBuilder does. `tfds.dataset_builders.
@@ -226,16 +226,20 @@ class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     Args:
       name, version: the tfds builder name and version.
-      info: `tfds.core.DatasetInfo` arguments (features, description, metadata, ...).
+      video: the uint8 video feature (`tfds.features.Tensor`; shape and encoding vary).
+      info: further `tfds.core.DatasetInfo` arguments (description, metadata, ...).
       split_examples: split -> zero-argument function returning `(key, example)` pairs.
       **kwargs: for `tfds.core.GeneratorBasedBuilder` (config, data_dir).
     """
 
-    def __init__(self, *, name: str, version: str, info: Mapping[str, Any],
-                 split_examples: Mapping[str, Callable[[], Iterable]], **kwargs: Any):
+    def __init__(self, *, name: str, version: str, video: tfds.features.Tensor,
+                 info: Mapping[str, Any], split_examples: Mapping[str, Callable[[], Iterable]],
+                 **kwargs: Any):
         self.name = name
         self.VERSION = tfds.core.Version(version)
-        self._vgan_info = dict(info)
+        label = tfds.features.Tensor(shape=(), dtype=np.int64)
+        features = tfds.features.FeaturesDict({"video": video, "label": label})
+        self._vgan_info = {"features": features, **info}
         self._vgan_split_examples = dict(split_examples)
         super().__init__(version=version, file_format="array_record", **kwargs)
 
@@ -338,14 +342,11 @@ def write_prepared(
         builder = TfdsWriter(
             name=builder_name,
             version=FORMAT_VERSION,
+            # A None leading dimension works in array_record without TF, so each
+            # example keeps its own frame count (no padding).
+            video=tfds.features.Tensor(shape=(None, size, size, 3), dtype=np.uint8),
             info={
                 "description": "Video clips prepared by vgan-jax (see vgan_jax/data/prepared.py).",
-                "features": tfds.features.FeaturesDict({
-                    # A None leading dimension works in array_record without TF, so
-                    # each example keeps its own frame count (no padding).
-                    "video": tfds.features.Tensor(shape=(None, size, size, 3), dtype=np.uint8),
-                    "label": tfds.features.Tensor(shape=(), dtype=np.int64),
-                }),
                 "metadata": tfds.core.MetadataDict(metadata),
             },
             split_examples={split: (lambda split=split: examples(split)) for split in splits},
