@@ -284,20 +284,19 @@ def _kinetics_split_files(
         videos, bad = video_folder.scan_folder(os.path.join(manual_dir, sub))
         prefix = (sub + os.sep) if sub else ""
         rejected += [{**item, "path": prefix + item["path"]} for item in bad]
-        if any(cls for _, cls in videos if cls != video_folder.ROOT_CLASS_NAME and cls):
-            files = [(prefix + path, cls) for path, cls in videos if cls]
+        if any(cls for _, cls in videos):
+            splits[split] = [(prefix + path, cls) for path, cls in videos if cls]
+            # Root-level files next to class folders have no class in Kinetics.
+            rejected += [
+                {"path": prefix + path, "kind": "unlabeled", "reason": "not in a class folder"}
+                for path, cls in videos
+                if not cls
+            ]
         else:
-            files, unlabelled = _label_from_csv(
-                manual_dir, sub or "train", [prefix + p for p, _ in videos]
+            splits[split], unlabelled = _label_from_csv(
+                manual_dir, sub or "train", [prefix + path for path, _ in videos]
             )
             rejected += unlabelled
-        # Root-level files next to class folders have no class in Kinetics.
-        rejected += [
-            {"path": p, "kind": "unlabeled", "reason": "not in a class folder"}
-            for p, c in files
-            if c == video_folder.ROOT_CLASS_NAME
-        ]
-        splits[split] = [(p, c) for p, c in files if c != video_folder.ROOT_CLASS_NAME]
     return splits, rejected
 
 
@@ -346,18 +345,10 @@ def prepare_kinetics(
             "DIR/val/<class>/*.mp4)"
         )
     split_files, rejected = _kinetics_split_files(manual_dir)
-    classes = sorted({cls for files in split_files.values() for _, cls in files})
-    if not classes:
-        raise VganError(f"kinetics: no labelled videos found in {manual_dir}")
-    label_of = {cls: index for index, cls in enumerate(classes)}
-    labelled = {
-        split: [(path, label_of[cls]) for path, cls in files]
-        for split, files in split_files.items()
-        if files
-    }
-    if not labelled.get("train"):
+    split_files = {split: files for split, files in split_files.items() if files}
+    if "train" not in split_files:
         raise VganError(f"kinetics: no labelled training videos found in {manual_dir}")
     return video_folder.write_video_files(
-        "kinetics", data_dir, folder=manual_dir, split_files=labelled, class_names=classes,
-        options=options, rejected=rejected, log=log,
+        "kinetics", data_dir, folder=manual_dir, split_files=split_files, options=options,
+        rejected=rejected, log=log,
     )

@@ -240,11 +240,9 @@ def build(
         builder = TfdsWriter(
             name=BUILTIN_DATASET,
             version=VERSION,
+            video=video,
             info={
                 "description": __doc__,
-                "features": tfds.features.FeaturesDict(
-                    {"video": video, "label": tfds.features.Tensor(shape=(), dtype=np.int64)}
-                ),
                 # Keep clip i at index i (tfds would otherwise shuffle by key hash): the
                 # stored order is easy to reason about, and the pipeline shuffles anyway.
                 "disable_shuffling": True,

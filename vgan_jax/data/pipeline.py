@@ -70,16 +70,13 @@ def check_data_config(data_config) -> CheckedDataConfig:
     for field in ("resolution", "frames", "frame_stride"):
         _check_positive_int(data_config, field)
     _check_positive_int(data_config, "worker_count", minimum=0)
-    if data_config.get("crop") not in transforms.CROP_CHOICES:
-        raise VganError(
-            f"config.data.crop must be one of {', '.join(transforms.CROP_CHOICES)}, "
-            f"got {data_config.get('crop')!r}"
-        )
-    if data_config.get("short_videos") not in transforms.SHORT_VIDEO_CHOICES:
-        raise VganError(
-            "config.data.short_videos must be one of "
-            f"{', '.join(transforms.SHORT_VIDEO_CHOICES)}, got {data_config.get('short_videos')!r}"
-        )
+    choices = {"crop": transforms.CROP_CHOICES, "short_videos": transforms.SHORT_VIDEO_CHOICES}
+    for field, allowed in choices.items():
+        if data_config.get(field) not in allowed:
+            raise VganError(
+                f"config.data.{field} must be one of {', '.join(allowed)}, "
+                f"got {data_config.get(field)!r}"
+            )
     for field in ("random_start", "flip"):
         if not isinstance(data_config.get(field), bool | np.bool_):
             raise VganError(
@@ -132,8 +129,8 @@ def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict
       split: "train" or "test".
     Returns:
       (source, info): `source[i]` is {"video": uint8 [time, height, width, channels],
-      "label": int64 (-1 when unlabelled)}; info has at least "num_classes" and
-      "num_examples".
+      "label": int64 (-1 when unlabelled)}; info has at least "num_classes",
+      "num_examples" and "files_dir" (see `dataset_files_dir`).
     """
     data_config = check_data_config(data_config)
     if split not in SPLITS:
@@ -144,7 +141,7 @@ def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict
 
         builder = _builtin_builder(data_config, data_dir)
         source = transforms.ExampleSource(builder.as_data_source()[split])
-        info = {"num_classes": NUM_CLASSES}
+        info = {"num_classes": NUM_CLASSES, "files_dir": str(builder.data_dir)}
     else:
         source, info = _open_prepared(data_config.name, data_dir, split)
     if len(source) == 0:
@@ -157,14 +154,7 @@ def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict
 def dataset_files_dir(data_config) -> str:
     """The directory holding the dataset's records and `dataset_info.json` (a tfds
     version directory). The built-in dataset is built there first if it is missing."""
-    data_config = check_data_config(data_config)
-    data_dir = registry.resolve_data_dir(data_config.get("data_dir"))
-    if data_config.name == BUILTIN_DATASET:
-        return str(_builtin_builder(data_config, data_dir).data_dir)
-    _, info = _open_prepared(data_config.name, data_dir, "train")
-    from vgan_jax.data.prepared import FORMAT_VERSION
-
-    return os.path.join(info["dataset_dir"], FORMAT_VERSION)
+    return open_source(data_config, "train")[1]["files_dir"]
 
 
 def dataset_fingerprint(data_config) -> str:

@@ -50,12 +50,13 @@ import tensorflow_datasets as tfds
 
 from vgan_jax.data import registry
 from vgan_jax.data.transforms import SHORT_VIDEO_CHOICES, ExampleSource
-from vgan_jax.data.video_decode import VideoDecodeError
+from vgan_jax.data.video_decode import DECODE_ERROR_KINDS, VideoDecodeError
 from vgan_jax.errors import VganError
 
 FORMAT_VERSION = "1.0.0"
 REPORT_FILENAME = "report.json"
-SKIP_KINDS = ("not_video", "empty", "unreadable", "truncated", "short", "unlabeled")
+# Why a file was skipped: the decoder's kinds, then the engine's and the sources' own.
+SKIP_KINDS = (*DECODE_ERROR_KINDS, "short", "unlabeled")
 
 # One video a source supplies: (key unique in its split, uint8 [time, size, size, 3]
 # or the error that made it unusable, label in [0, num_classes)).
@@ -121,40 +122,6 @@ class PrepareOptions:
         return self.max_segments_per_video * self.max_frames
 
 
-def split_into_segments(
-    frames: np.ndarray, *, max_frames: int, min_frames: int, short_videos: str
-) -> list[np.ndarray]:
-    """Cut one video into stored examples of `min_frames..max_frames` frames.
-
-    Args:
-      frames: uint8 `[time, height, width, 3]`.
-      max_frames: longest stored example; longer videos become several
-        consecutive segments so no footage is lost.
-      min_frames: shortest stored example (normally the training clip length).
-      short_videos: what to do when the whole video has fewer than `min_frames`
-        frames: "pad" repeats its last frame up to `min_frames`, "skip" drops it.
-
-    Returns:
-      A list of uint8 `[t, height, width, 3]` with `min_frames <= t <= max_frames`;
-      empty when the video was skipped.
-    """
-    num_frames = int(frames.shape[0])
-    if num_frames < min_frames:
-        if short_videos == "skip" or num_frames == 0:
-            return []
-        padding = np.repeat(frames[-1:], min_frames - num_frames, axis=0)
-        return [np.concatenate([frames, padding], axis=0)]
-    segments = []
-    for start in range(0, num_frames, max_frames):
-        segment = frames[start : start + max_frames]
-        if len(segment) < min_frames:
-            # A tail too short to train on: take the last max_frames frames
-            # instead (overlapping the previous segment) so the tail is kept.
-            segment = frames[num_frames - max_frames :]
-        segments.append(segment)
-    return segments
-
-
 class Report(dict):
     """What a preparation used and skipped, and why: a plain JSON-ready dict, returned
     by every `prepare...` function and saved as `report.json` next to the dataset.
@@ -183,26 +150,38 @@ class Report(dict):
         self["skipped_by_kind"][kind] = self["skipped_by_kind"].get(kind, 0) + 1
 
     def segments(self, path: str, frames: np.ndarray | VideoDecodeError, label: int) -> list:
-        """The stored examples of one source video (per the report's options), counted."""
+        """Cut one source video (uint8 `[time, size, size, 3]`) into stored examples,
+        counted: uint8 `[t, size, size, 3]` with `min_frames <= t <= max_frames` (the
+        report's options). A longer video becomes consecutive segments, so no footage is
+        lost; a shorter one is padded by repeating its last frame, or skipped
+        (`short_videos`). Empty when the video is skipped."""
         if isinstance(frames, VideoDecodeError):
             self.skip(path, frames.kind, frames.reason)
             return []
         options = self["options"]
-        min_frames = options["min_frames"]
-        segments = split_into_segments(
-            frames, max_frames=options["max_frames"], min_frames=min_frames,
-            short_videos=options["short_videos"],
-        )
-        if not segments:
+        max_frames, min_frames = options["max_frames"], options["min_frames"]
+        num_frames = len(frames)
+        if num_frames < min_frames and (options["short_videos"] == "skip" or not num_frames):
             self.skip(
-                path, "short", f"only {len(frames)} frames, fewer than min_frames={min_frames} "
+                path, "short", f"only {num_frames} frames, fewer than min_frames={min_frames} "
                 "(short_videos='skip'; use 'pad' to keep it)",
             )
             return []
+        if num_frames < min_frames:
+            self["padded"].append({"path": path, "frames": num_frames})
+            padding = np.repeat(frames[-1:], min_frames - num_frames, axis=0)
+            segments = [np.concatenate([frames, padding], axis=0)]
+        else:
+            segments = []
+            for start in range(0, num_frames, max_frames):
+                segment = frames[start : start + max_frames]
+                if len(segment) < min_frames:
+                    # A tail too short to train on: take the last max_frames frames
+                    # instead (overlapping the previous segment) so the tail is kept.
+                    segment = frames[num_frames - max_frames :]
+                segments.append(segment)
         self["files_found"] += 1
         self["videos_used"] += 1
-        if len(frames) < min_frames:
-            self["padded"].append({"path": path, "frames": int(len(frames))})
         stats = self["per_class"][self["class_names"][label]]
         stats["videos"] += 1
         stats["examples"] += len(segments)
@@ -236,9 +215,9 @@ def format_report(report: Mapping[str, Any], max_listed: int = 50) -> str:
 
 
 class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Writes `(key, example)` iterators as a tfds dataset in `array_record` files, with
-    no TensorFlow: the one tfds builder of the package (prepared datasets and the
-    built-in Moving MNIST).
+    """Writes `(key, {"video": ..., "label": int64 []})` iterators as a tfds dataset in
+    `array_record` files, with no TensorFlow: the one tfds builder of the package
+    (prepared datasets and the built-in Moving MNIST).
 
     Not registered with tfds; its name (the directory under `data_dir`) and version are
     set per instance, as tfds's own AdhocBuilder does. `tfds.dataset_builders.
@@ -247,16 +226,20 @@ class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     Args:
       name, version: the tfds builder name and version.
-      info: `tfds.core.DatasetInfo` arguments (features, description, metadata, ...).
+      video: the uint8 video feature (`tfds.features.Tensor`; shape and encoding vary).
+      info: further `tfds.core.DatasetInfo` arguments (description, metadata, ...).
       split_examples: split -> zero-argument function returning `(key, example)` pairs.
       **kwargs: for `tfds.core.GeneratorBasedBuilder` (config, data_dir).
     """
 
-    def __init__(self, *, name: str, version: str, info: Mapping[str, Any],
-                 split_examples: Mapping[str, Callable[[], Iterable]], **kwargs: Any):
+    def __init__(self, *, name: str, version: str, video: tfds.features.Tensor,
+                 info: Mapping[str, Any], split_examples: Mapping[str, Callable[[], Iterable]],
+                 **kwargs: Any):
         self.name = name
         self.VERSION = tfds.core.Version(version)
-        self._vgan_info = dict(info)
+        label = tfds.features.Tensor(shape=(), dtype=np.int64)
+        features = tfds.features.FeaturesDict({"video": video, "label": label})
+        self._vgan_info = {"features": features, **info}
         self._vgan_split_examples = dict(split_examples)
         super().__init__(version=version, file_format="array_record", **kwargs)
 
@@ -315,20 +298,34 @@ def write_prepared(
                     options={**dataclasses.asdict(options), **(extra_options or {})})
     for item in rejected:
         report.skip(item["path"], item["kind"], item["reason"])
-    yielded = dict.fromkeys(splits, 0)  # tfds fails with a bare AssertionError on an empty split
     last_log = [time.monotonic()]
 
     def examples(split: str):
+        count = 0
         for key, frames, label in splits[split]():
             if not 0 <= label < len(class_names):
                 raise VganError(f"{name} {key}: label {label} is not in [0, {len(class_names)})")
             for index, segment in enumerate(report.segments(key, frames, label)):
-                yielded[split] += 1
+                count += 1
                 video = np.ascontiguousarray(segment, dtype=np.uint8)
                 yield f"{key}#{index}", {"video": video, "label": np.int64(label)}
             if log is not None and time.monotonic() - last_log[0] > 10.0:
                 last_log[0] = time.monotonic()
                 log(f"  {report['files_found']} videos read, {report['skipped_count']} skipped")
+        # Said here, while tfds writes: it would fail on an empty split with a bare
+        # AssertionError. Raising ends the run before anything is swapped in.
+        if not count and not report["videos_used"]:
+            raise PrepareFailed(
+                f"no usable video in {source} ({report['skipped_count']} of "
+                f"{report['files_found']} files skipped, see the list above); "
+                f"nothing was written and any existing {name!r} was kept",
+                report,
+            )
+        if not count:
+            raise VganError(
+                f"preparing {name!r}: split {split!r} got no usable videos; nothing was "
+                "written (hold out more files, e.g. a larger --test_fraction, or fix them)"
+            )
 
     root = registry.resolve_data_dir(data_dir)
     builder_name, config_name = registry.builder_and_config(name)
@@ -345,39 +342,18 @@ def write_prepared(
         builder = TfdsWriter(
             name=builder_name,
             version=FORMAT_VERSION,
+            # A None leading dimension works in array_record without TF, so each
+            # example keeps its own frame count (no padding).
+            video=tfds.features.Tensor(shape=(None, size, size, 3), dtype=np.uint8),
             info={
                 "description": "Video clips prepared by vgan-jax (see vgan_jax/data/prepared.py).",
-                "features": tfds.features.FeaturesDict({
-                    # A None leading dimension works in array_record without TF, so
-                    # each example keeps its own frame count (no padding).
-                    "video": tfds.features.Tensor(shape=(None, size, size, 3), dtype=np.uint8),
-                    "label": tfds.features.Tensor(shape=(), dtype=np.int64),
-                }),
                 "metadata": tfds.core.MetadataDict(metadata),
             },
             split_examples={split: (lambda split=split: examples(split)) for split in splits},
             config=tfds.core.BuilderConfig(name=config_name, version=FORMAT_VERSION),
             data_dir=staging_root,
         )
-        try:
-            builder.download_and_prepare()
-        except VganError:
-            raise
-        except Exception:
-            empty = [split for split, count in yielded.items() if count == 0]
-            if not empty:
-                raise
-            if not report["videos_used"]:
-                raise PrepareFailed(
-                    f"no usable video in {source} ({report['skipped_count']} of "
-                    f"{report['files_found']} files skipped, see the list above); "
-                    f"nothing was written and any existing {name!r} was kept",
-                    report,
-                ) from None
-            raise VganError(
-                f"preparing {name!r}: split(s) {empty} got no usable videos; nothing was "
-                "written (hold out more files, e.g. a larger --test_fraction, or fix them)"
-            ) from None
+        builder.download_and_prepare()
         splits_info = builder.info.splits.items()
         report["examples"] = {split: int(info.num_examples) for split, info in splits_info}
         report["skipped"].sort(key=lambda item: item["path"])
@@ -443,7 +419,8 @@ def open_prepared(
       (source, info): `source[i]` is `{"video": uint8 [time, size, size, 3],
       "label": int64 []}`; info holds "name", "split", "num_examples",
       "num_classes", "class_names", "size", "max_frames", "channels" (3),
-      "splits" (name -> examples), "test_is_train", "dataset_dir" and "metadata".
+      "splits" (name -> examples), "test_is_train", "files_dir" (the tfds version
+      directory: records and `dataset_info.json`) and "metadata".
 
     Raises:
       VganError: unknown name, not prepared in `data_dir`, or unknown split.
@@ -456,7 +433,8 @@ def open_prepared(
             f"dataset {name!r} is not prepared in {registry.resolve_data_dir(data_dir)}{found}: "
             f"run `{registry.prepare_command_hint(name, data_dir)}` first"
         )
-    builder = tfds.builder_from_directory(os.path.join(directory, FORMAT_VERSION))
+    files_dir = os.path.join(directory, FORMAT_VERSION)
+    builder = tfds.builder_from_directory(files_dir)
     splits = {key: int(value.num_examples) for key, value in builder.info.splits.items()}
     base_split = split.split("[", 1)[0]
     test_is_train = base_split == "test" and "test" not in splits
@@ -480,7 +458,7 @@ def open_prepared(
         "channels": 3,
         "splits": splits,
         "test_is_train": test_is_train,
-        "dataset_dir": directory,
+        "files_dir": files_dir,
         "metadata": metadata,
     }
     return source, info

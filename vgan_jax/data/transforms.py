@@ -178,14 +178,10 @@ def crop_square(
     return video[:, top : top + size, left : left + size]
 
 
-def flip_horizontal(video: np.ndarray) -> np.ndarray:
-    """Mirrors every frame of [time, height, width, channels] left-right."""
-    return video[:, :, ::-1]
-
-
 def random_flip(video: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flips the whole clip with probability 1/2 (one draw, so frames stay consistent)."""
-    return flip_horizontal(video) if rng.random() < 0.5 else video
+    """Mirrors every frame of [time, height, width, channels] left-right, with
+    probability 1/2 (one draw, so the frames stay consistent)."""
+    return video[:, :, ::-1] if rng.random() < 0.5 else video
 
 
 def to_grayscale(video: np.ndarray) -> np.ndarray:
@@ -201,15 +197,6 @@ def to_rgb(video: np.ndarray) -> np.ndarray:
     if video.shape[-1] == 3:
         return video
     return np.repeat(video, 3, axis=-1)
-
-
-def convert_channels(video: np.ndarray, channels: int) -> np.ndarray:
-    """uint8 [..., 1 or 3] -> uint8 [..., channels] (channels 1 or 3)."""
-    if channels == 1:
-        return to_grayscale(video)
-    if channels == 3:
-        return to_rgb(video)
-    raise VganError(f"channels must be 1 or 3, got {channels}")
 
 
 def to_float(video: np.ndarray) -> np.ndarray:
@@ -233,6 +220,7 @@ def transform_clip(
 
     Args:
       video: uint8 [time, height, width, 1 or 3] (3-D taken as gray).
+      channels: 1 or 3 (`check_data_config` checks it).
       rng: needed when `random_start`, `crop == 'random'` or `flip`.
     """
     clip = sample_frames(
@@ -244,7 +232,7 @@ def transform_clip(
     clip = crop_square(clip, resolution, mode=crop, rng=rng)
     if flip:
         clip = random_flip(clip, _require(rng, "flip"))
-    return np.ascontiguousarray(convert_channels(clip, channels))
+    return np.ascontiguousarray(to_rgb(clip) if channels == 3 else clip)
 
 
 def _require(rng: np.random.Generator | None, what: str) -> np.random.Generator:

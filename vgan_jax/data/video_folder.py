@@ -49,7 +49,8 @@ def scan_folder(source: str) -> tuple[list[tuple[str, str]], list[dict[str, str]
 
     Returns:
       (videos, rejected): `videos` is `[(relative path, class name)]` for files with
-      a video extension, sorted by path; `rejected` lists the other files as
+      a video extension, sorted by path; the class is the top-level subfolder's name,
+      "" for a file directly in `source`. `rejected` lists the other files as
       `{"path", "kind": "not_video", "reason"}`.
     """
     if not os.path.isdir(source):
@@ -68,20 +69,14 @@ def scan_folder(source: str) -> tuple[list[tuple[str, str]], list[dict[str, str]
         for relpath in entries
         if not is_video_filename(relpath)
     ]
-    has_subfolders = any(os.sep in relpath for relpath in videos)
-    labelled = []
-    for relpath in videos:
-        if os.sep in relpath:
-            labelled.append((relpath, relpath.split(os.sep, 1)[0]))
-        else:
-            labelled.append((relpath, ROOT_CLASS_NAME if has_subfolders else ""))
-    return labelled, rejected
+    classes = [relpath.split(os.sep, 1)[0] if os.sep in relpath else "" for relpath in videos]
+    return list(zip(videos, classes, strict=True)), rejected
 
 
 def assign_splits(
-    files: Sequence[tuple[str, int]], test_fraction: float
-) -> dict[str, list[tuple[str, int]]]:
-    """Deterministic per-class train/test split of `(relative path, label)` files.
+    files: Sequence[tuple[str, str]], test_fraction: float
+) -> dict[str, list[tuple[str, str]]]:
+    """Deterministic per-class train/test split of `(relative path, class name)` files.
 
     Each class gives `round(test_fraction * n)` files (at most n - 1, so every class
     keeps a training file) to "test", picked by the SHA-1 of the path: the split
@@ -91,7 +86,7 @@ def assign_splits(
         raise VganError(f"test_fraction must be in [0, 1), got {test_fraction}")
     if test_fraction == 0.0:
         return {"train": list(files)}
-    by_class: dict[int, list[tuple[str, int]]] = collections.defaultdict(list)
+    by_class: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
     for item in files:
         by_class[item[1]].append(item)
     test = set()
@@ -133,8 +128,7 @@ def write_video_files(
     data_dir: str | None,
     *,
     folder: str,
-    split_files: dict[str, list[tuple[str, int]]],
-    class_names: Sequence[str],
+    split_files: dict[str, list[tuple[str, str]]],
     options: prepared.PrepareOptions,
     rejected: Sequence[dict[str, str]] = (),
     extra_options: dict[str, Any] | None = None,
@@ -145,24 +139,27 @@ def write_video_files(
 
     Args:
       folder: what the relative paths in `split_files` are relative to.
-      split_files: split -> `[(relative path, label)]`; must include "train".
+      split_files: split -> `[(relative path, class name)]`; must include "train".
+        The sorted class names are the labels 0, 1, ...
       The others as for `prepared.write_prepared`.
     """
+    classes = sorted({cls for files in split_files.values() for _, cls in files})
+    label_of = {cls: label for label, cls in enumerate(classes)}
 
-    def decode(item: tuple[str, int]):
-        relpath, label = item
+    def decode(item: tuple[str, str]):
+        relpath, cls = item
         frames = decode_or_error(
             os.path.join(folder, relpath), size=options.size, max_frames=options.frame_cap,
             strict=options.strict_decoding,
         )
-        return relpath, frames, label
+        return relpath, frames, label_of[cls]
 
-    def videos(files: list[tuple[str, int]]):
+    def videos(files: list[tuple[str, str]]):
         return lambda: _ordered_parallel_map(decode, files, options.workers)
 
     return prepared.write_prepared(
         name, data_dir, {split: videos(files) for split, files in split_files.items()},
-        class_names=class_names, source=os.path.abspath(folder), options=options,
+        class_names=classes, source=os.path.abspath(folder), options=options,
         extra_options=extra_options, rejected=rejected, log=log,
     )
 
@@ -199,25 +196,13 @@ def prepare_video_folder(
     options = prepared.PrepareOptions(**options)
     assign_splits([], test_fraction)
     dataset_name = registry.VIDEO_FOLDER_PREFIX + name
+    # A folder with no video file at all ends in the engine's PrepareFailed, whose
+    # report lists every file as "not a video file (expected one of ...)".
     videos, rejected = scan_folder(source)
-    if not videos:
-        report = prepared.Report(
-            dataset_name, data_dir, source=os.path.abspath(source), class_names=[], options={}
-        )
-        for item in rejected:
-            report.skip(item["path"], item["kind"], item["reason"])
-        raise prepared.PrepareFailed(
-            f"no video files in {source} (looked for {' '.join(VIDEO_EXTENSIONS)}; "
-            f"{len(rejected)} other files); nothing was written",
-            report,
-        )
-    classes = sorted({cls for _, cls in videos})
-    label_of = {cls: index for index, cls in enumerate(classes)}
-    if classes == [""]:
-        classes = [name]
-    files = [(relpath, label_of[cls]) for relpath, cls in videos]
+    root_class = ROOT_CLASS_NAME if any(cls for _, cls in videos) else name
+    files = [(relpath, cls or root_class) for relpath, cls in videos]
     return write_video_files(
         dataset_name, data_dir, folder=source, split_files=assign_splits(files, test_fraction),
-        class_names=classes, options=options, rejected=rejected,
+        options=options, rejected=rejected,
         extra_options={"test_fraction": test_fraction}, log=log,
     )
