@@ -132,15 +132,9 @@ class VideoTrunk(nn.Module):
         return x
 
 
-class DCGANGenerator(nn.Module):
-    """DCGAN generator for video.
-
-    Call: `z` float32 `[batch, latent_dim]` -> video float32
-    `[batch, frames, size, size, channels]` in [-1, 1]. `train=True` (the train
-    step) uses and updates batch statistics; sampling uses their running averages.
-    `dtype` / `remat`: see `VideoTrunk`; the output is float32 either way (the
-    losses and R1 read it).
-    """
+class VideoGenerator(nn.Module):
+    """The fields of the generators built on `VideoTrunk` (DCGAN, VGAN's foreground
+    stream) and `trunk`, which builds the trunk from them. See `VideoTrunk`."""
 
     frames: int
     size: int
@@ -152,23 +146,39 @@ class DCGANGenerator(nn.Module):
     time_padding: str = "zeros"
     dtype: Any = None
     remat: str = "none"
-    output_conv: int = 0
 
-    @nn.compact
-    def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        x = VideoTrunk(
+    def trunk(self, out_channels: int, output_conv: int = 0) -> VideoTrunk:
+        """A `VideoTrunk` with this generator's fields (call inside a compact method)."""
+        return VideoTrunk(
             self.frames,
             self.size,
             self.width,
             self.num_upsamples,
             self.norm,
-            self.channels,
+            out_channels,
             self.upsample,
             self.time_padding,
             self.dtype,
             self.remat,
-            self.output_conv,
-        )(z, train)
+            output_conv,
+        )
+
+
+class DCGANGenerator(VideoGenerator):
+    """DCGAN generator for video.
+
+    Call: `z` float32 `[batch, latent_dim]` -> video float32
+    `[batch, frames, size, size, channels]` in [-1, 1]. `train=True` (the train
+    step) uses and updates batch statistics; sampling uses their running averages.
+    `dtype` / `remat`: see `VideoTrunk`; the output is float32 either way (the
+    losses and R1 read it). `output_conv`: see `VideoTrunk`.
+    """
+
+    output_conv: int = 0
+
+    @nn.compact
+    def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        x = self.trunk(self.channels, self.output_conv)(z, train)
         return jnp.tanh(x.astype(jnp.float32))
 
 

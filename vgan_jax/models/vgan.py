@@ -11,15 +11,13 @@ loss. The critic is the same 3D-conv discriminator as DCGAN's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vgan_jax.models.dcgan import VideoTrunk, frame_generator, plan_upsampling
+from vgan_jax.models.dcgan import VideoGenerator, frame_generator, plan_upsampling
 
 
-class VGANGenerator(nn.Module):
+class VGANGenerator(VideoGenerator):
     """Two-stream generator.
 
     Call: `z` float32 `[batch, latent_dim]` -> video float32
@@ -29,33 +27,12 @@ class VGANGenerator(nn.Module):
     `dcgan.VideoTrunk`); the composition, the mask penalty and the output are float32.
     """
 
-    frames: int
-    size: int
-    channels: int
-    width: int = 32
-    num_upsamples: int = 3
-    norm: str = "batch"
-    upsample: str = "resize"
-    time_padding: str = "zeros"
     mask_l1_weight: float = 0.1
-    dtype: Any = None
-    remat: str = "none"
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False, return_streams: bool = False):
         plan_upsampling(self.frames, self.size, self.num_upsamples)  # fail early on bad sizes
-        x = VideoTrunk(
-            self.frames,
-            self.size,
-            self.width,
-            self.num_upsamples,
-            self.norm,
-            self.channels + 1,
-            self.upsample,
-            self.time_padding,
-            self.dtype,
-            self.remat,
-        )(z, train).astype(jnp.float32)
+        x = self.trunk(self.channels + 1)(z, train).astype(jnp.float32)
         foreground = jnp.tanh(x[..., : self.channels])
         mask = nn.sigmoid(x[..., self.channels :])
         background = frame_generator(self)(z, train)[:, None]
