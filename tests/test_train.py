@@ -45,12 +45,21 @@ def _batch(config, seed=0):
 
 
 def _run_steps(gan, config, devices, steps):
+    """The state and metrics after `steps` steps on `devices` devices."""
+    return _history(gan, config, devices, steps)[-1]
+
+
+def _history(gan, config, devices, steps):
+    """`[(state, metrics)]` after each of `steps` steps, one compilation (the step
+    donates its state, so each kept state is a host copy)."""
     mesh = make_mesh(devices)
     state = create_train_state(gan, 0, mesh)
     step = make_train_step(gan, mesh)
+    history = []
     for i in range(steps):
         state, metrics = step(state, global_batch(_batch(config, i), mesh))
-    return state, jax.device_get(metrics)
+        history.append((jax.device_get(state), jax.device_get(metrics)))
+    return history
 
 
 # Every feature of the `default` model on: synchronised BatchNorm in G, minibatch-std
@@ -71,10 +80,8 @@ def test_one_and_eight_devices_give_the_same_gradients(tiny_config, model):
     gan = dataclasses.replace(
         build_gan(config), g_optimizer=optax.sgd(0.1), d_optimizer=optax.sgd(0.1)
     )
-    for steps in (1, 2):
-        (one, one_metrics), (eight, eight_metrics) = (
-            _run_steps(gan, config, devices, steps) for devices in (1, 8)
-        )
+    one_history, eight_history = (_history(gan, config, devices, 2) for devices in (1, 8))
+    for (one, one_metrics), (eight, eight_metrics) in zip(one_history, eight_history, strict=True):
         for part in ("g_params", "d_params", "ema_params", "g_state", "d_state"):
             _assert_trees_close(
                 getattr(one, part), getattr(eight, part), rtol=1e-4, atol=1e-6
@@ -113,13 +120,14 @@ def test_lazy_r1_runs_every_n_steps_at_n_times_the_weight(tiny_config):
     lazy = dataclasses.replace(eager, r1_every=2)
     mesh = make_mesh(8)
     state = create_train_state(eager, 0, mesh)
+    lazy_step = make_train_step(lazy, mesh)
     for step, reference_gamma in enumerate((2 * eager.r1_gamma, 0.0)):
         batch = global_batch(_batch(config, step), mesh)
         reference = dataclasses.replace(eager, r1_gamma=reference_gamma)
         # The step donates its state: the reference runs on a copy.
         copy = jax.tree.map(lambda x: x.copy(), state)
         expected, expected_metrics = make_train_step(reference, mesh)(copy, batch)
-        state, metrics = make_train_step(lazy, mesh)(state, batch)
+        state, metrics = lazy_step(state, batch)
         for part in ("g_params", "d_params", "d_state"):
             _assert_trees_close(getattr(state, part), getattr(expected, part), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(metrics["d_loss"], expected_metrics["d_loss"], rtol=1e-5)
