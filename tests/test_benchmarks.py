@@ -4,6 +4,7 @@ figures come from running the benchmarks, see README "Measured")."""
 import importlib.util
 import os
 
+import numpy as np
 import pytest
 
 from vgan_jax.config import apply_override, load_config
@@ -124,3 +125,28 @@ def test_peers_compare_the_issues_shapes(bench, model):
     assert _shape(config) == (16, 16, 64)
     assert os.path.exists(spec["script"])
     assert list(spec["args"]) == ["--batch", "16"]  # the peers' other defaults are these
+
+
+def _load_experiment(name):
+    path = os.path.join(os.path.dirname(_PATH), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speckle_counts_isolated_foreground_pixels():
+    stats = _load_experiment("sample_statistics")
+    video = np.zeros((1, 2, 8, 8, 1), np.uint8)
+    video[0, 0, 1, 1] = 255  # frame 0: one isolated dot and a 2x2 block
+    video[0, 0, 4:6, 4:6] = 255
+    video[0, 1, 2, 1:5] = 255  # frame 1: a 4-pixel line, its two ends have one neighbour
+    np.testing.assert_allclose(stats.speckle(video), [1 / 5, 2 / 4])
+    dithered = stats.dither(np.full((1, 1, 64, 64, 1), 64, np.uint8))
+    assert set(np.unique(dithered)) <= {0, 255} and 0.2 < np.mean(dithered == 255) < 0.3
+
+
+def test_sample_statistics_runs_on_a_trained_run(tiny_run, capsys):
+    _load_experiment("sample_statistics").main(["--workdir", tiny_run, "--num", "8", "--critic"])
+    out = capsys.readouterr().out
+    assert "speckle %" in out and "critic on dithered real" in out
