@@ -26,6 +26,8 @@ model.g_upsample        'resize' | 'subpixel': how generator stages upsample (se
 model.g_output_conv     dcgan: channels of a full-resolution 3x3x3 output convolution
                         after the last upsampling stage (0: the last stage emits the
                         video, as in DCGAN). See `dcgan.VideoTrunk`.
+model.g_output_blur     dcgan: a fixed [1, 2, 1] spatial blur of the pre-tanh output (no
+                        parameters): the frames can't hold single-pixel dots.
 model.g_time_padding    'zeros' | 'edge': how generator convolutions pad time ('edge'
                         repeats the first/last frame, so boundary frames are not darkened).
 model.d_spectral_norm   spectral normalisation of discriminator layers.
@@ -145,6 +147,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.g_upsample = "resize"
     config.model.g_time_padding = "edge"
     config.model.g_output_conv = 0
+    config.model.g_output_blur = False
     config.model.d_spectral_norm = True
     config.model.d_minibatch_std_group = 4
     config.model.d_image_frames = 8

@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.errors import VganError
-from vgan_jax.models.layers import SameConv, Upsample, bias_before, norm_act, stage
+from vgan_jax.models.layers import SameConv, Upsample, bias_before, blur_space, norm_act, stage
 
 
 @dataclass(frozen=True)
@@ -171,15 +171,19 @@ class DCGANGenerator(VideoGenerator):
     `[batch, frames, size, size, channels]` in [-1, 1]. `train=True` (the train
     step) uses and updates batch statistics; sampling uses their running averages.
     `dtype` / `remat`: see `VideoTrunk`; the output is float32 either way (the
-    losses and R1 read it). `output_conv`: see `VideoTrunk`.
+    losses and R1 read it). `output_conv`: see `VideoTrunk`. `output_blur`: a fixed
+    [1, 2, 1] spatial blur of the pre-tanh output (`layers.blur_space`).
     """
 
     output_conv: int = 0
+    output_blur: bool = False
 
     @nn.compact
     def __call__(self, z: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        x = self.trunk(self.channels, self.output_conv)(z, train)
-        return jnp.tanh(x.astype(jnp.float32))
+        x = self.trunk(self.channels, self.output_conv)(z, train).astype(jnp.float32)
+        if self.output_blur:
+            x = blur_space(x)
+        return jnp.tanh(x)
 
 
 class ImageGenerator(nn.Module):

@@ -644,6 +644,24 @@ def norm_act(x: jnp.ndarray, kind: str, train: bool, dtype: Any = None) -> jnp.n
     return nn.leaky_relu(x, 0.2)
 
 
+def blur_space(x: jnp.ndarray) -> jnp.ndarray:
+    """A fixed [1, 2, 1] / 4 blur along both spatial axes, edges replicated.
+
+    `x`: `[batch, (time,) H, W, C]`, any float dtype -> same shape and dtype. Its
+    response is zero at the Nyquist frequency: a single-pixel dot becomes a 3x3 blob
+    and a one-pixel checkerboard vanishes, whatever the layers before it learn, so a
+    generator that ends with it emits band-limited frames, as block-averaged data is.
+    """
+    for axis in (x.ndim - 3, x.ndim - 2):
+        padding = [(0, 0)] * x.ndim
+        padding[axis] = (1, 1)
+        padded = jnp.pad(x, padding, mode="edge")
+        size = x.shape[axis]
+        taps = [jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i in range(3)]
+        x = 0.25 * taps[0] + 0.5 * taps[1] + 0.25 * taps[2]
+    return x
+
+
 REMAT_MODES = ("none", "stage")
 
 

@@ -124,7 +124,9 @@ def _generator_kwargs(model_config, shape: VideoShape) -> dict:
 
 def _build_dcgan(model_config, shape: VideoShape) -> ModelPair:
     generator = DCGANGenerator(
-        **_generator_kwargs(model_config, shape), output_conv=model_config.g_output_conv
+        **_generator_kwargs(model_config, shape),
+        output_conv=model_config.g_output_conv,
+        output_blur=model_config.g_output_blur,
     )
     return _pair(generator, model_config)
 
