@@ -12,6 +12,7 @@ from vgan_jax.models.critics import FRAMES_RNG
 from vgan_jax.models.dcgan import plan_upsampling
 from vgan_jax.models.layers import (
     SameConv,
+    blur_space,
     depth_to_space,
     resize_upsample,
     same_conv,
@@ -262,3 +263,30 @@ def test_im2col_conv_values_and_gradients_equal_lax_conv(kernel_size, channels, 
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(want))))
     want = same_conv(x, kernel, "xla", axes)
     np.testing.assert_allclose(same_conv(x, kernel, "im2col", axes), want, rtol=1e-4, atol=1e-4)
+
+
+def test_blur_space_removes_the_nyquist_checkerboard_and_keeps_constants():
+    h, w = np.indices((6, 6))
+    checker = np.broadcast_to(((-1.0) ** (h + w))[None, None, :, :, None], (2, 3, 6, 6, 1))
+    blurred = blur_space(jnp.asarray(checker, jnp.float32))
+    np.testing.assert_allclose(blurred[:, :, 1:-1, 1:-1], 0.0, atol=1e-7)  # edges replicate
+    np.testing.assert_allclose(blur_space(jnp.full((1, 5, 5, 2), 3.0)), 3.0)
+    dot = jnp.zeros((1, 5, 5, 1)).at[0, 2, 2, 0].set(16.0)
+    np.testing.assert_allclose(blur_space(dot)[0, 1:4, 1:4, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+
+
+def test_dcgan_output_blur_blurs_the_pre_tanh_frames():
+    """The same parameters with and without `output_blur` (it has none): the blurred
+    generator's output is tanh of the blurred pre-tanh output of the plain one."""
+    shape = VideoShape(frames=4, size=8, channels=1)
+    config = base_config()
+    config.model.update(width=8, num_upsamples=2)
+    plain = build_models(config.model, shape).generator
+    config.model.g_output_blur = True
+    blurred = build_models(config.model, shape).generator
+    z = jax.random.normal(jax.random.key(2), (2, config.model.latent_dim))
+    variables = plain.init(jax.random.key(0), z)
+    pre_tanh = jnp.arctanh(plain.apply(variables, z))
+    np.testing.assert_allclose(
+        blurred.apply(variables, z), jnp.tanh(blur_space(pre_tanh)), atol=2e-5
+    )
