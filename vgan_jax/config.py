@@ -71,7 +71,9 @@ train.r1_gamma          R1 penalty weight on real data (0 disables it).
 train.r1_every          lazy R1 (StyleGAN2): the penalty runs on steps where
                         `step % r1_every == 0`, weighted by gamma * r1_every, so its
                         average pull is unchanged and the double backward costs
-                        1/r1_every of its price (1: every step).
+                        1/r1_every of its price (1: every step). The logged
+                        `train/r1` is r1_every x the penalty on those steps and 0 on
+                        the others, so its mean over a log window is the penalty.
 train.g_lr, train.d_lr  Adam learning rates; g_beta1/g_beta2/d_beta1/d_beta2 its betas.
 train.lr_decay_start    fraction of train.steps after which both learning rates decay
                         linearly to 0 at train.steps (1.0: constant). Can change on resume.

@@ -221,11 +221,14 @@ def train_step(
         loss = sum(gan.loss.discriminator(real_heads[h], fake_heads[h]) for h in real_heads)
         r1 = jnp.zeros((), jnp.float32)
         if gan.r1_gamma > 0:
-            r1 = lazy_r1(
+            # Scaled by r1_every on the steps that run it (0 on the others): the loss
+            # keeps R1's average pull, and the logged mean over a window estimates
+            # the penalty itself.
+            r1 = gan.r1_every * lazy_r1(
                 lambda x: _sum_heads(critic(d_params, new_d_state, x, "real")[0]),
                 real, state.step, gan.r1_every,
             )
-            loss = loss + 0.5 * gan.r1_gamma * gan.r1_every * r1
+            loss = loss + 0.5 * gan.r1_gamma * r1
         head_means = {f"d_real_{h}": jnp.mean(v) for h, v in real_heads.items()}
         head_means |= {f"d_fake_{h}": jnp.mean(v) for h, v in fake_heads.items()}
         # ADA's overfitting heuristic on the clips the critic saw (augmented reals);
