@@ -116,15 +116,12 @@ def read_scalars(logdir: str) -> dict[str, dict[int, float]]:
 def evaluate(workdir: str, args: argparse.Namespace, extractor, cache_dir: str) -> dict:
     """FVD/KVD of the run's EMA generator against `--fvd_videos` real clips of the split
     (what `vgan-jax eval` computes, with the real split and cache chosen here)."""
-    from vgan_jax.metrics import compute_fvd, real_stats
+    from vgan_jax.metrics import RealDraw, compute_fvd, real_stats
     from vgan_jax.sampling import iterate_samples, load_run_config
 
     config = load_run_config(workdir)
     real = real_stats(
-        config.data,
-        args.fvd_split,
-        args.fvd_videos,
-        args.seed,
+        RealDraw(config.data, args.fvd_split, args.fvd_videos, args.seed),
         cache_dir=cache_dir,
         extractor=extractor,
         keep_features=True,

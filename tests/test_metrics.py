@@ -21,6 +21,7 @@ from vgan_jax.metrics import (
     FeatureStats,
     I3DFeatureExtractor,
     Progress,
+    RealDraw,
     VideoSet,
     baseline_fvds,
     cached_stats,
@@ -269,13 +270,14 @@ def test_real_statistics_cache_is_keyed_on_the_extractor_and_the_dataset_files(
 
     from vgan_jax.data import dataset_fingerprint
     from vgan_jax.data.pipeline import dataset_files_dir
-    from vgan_jax.metrics.training_hook import real_stats
+    from vgan_jax.metrics.training_hook import RealDraw, real_stats
 
     data = tiny_config(data__data_dir=str(tmp_path / "data")).data
     cache = str(tmp_path / "cache")
 
     def draw(extractor):
-        stats, description = real_stats(data, "train", 16, 0, cache, extractor, progress=False)
+        clips = RealDraw(data, "train", 16, 0)
+        stats, description = real_stats(clips, cache, extractor, progress=False)
         return stats, description["cache"]
 
     first = CountingFeatures()
@@ -440,7 +442,8 @@ def test_baselines_on_moving_mnist_are_ordered_and_cached(tiny_config, tmp_path)
     data = tiny_config().data  # 64 train clips of 4 frames, 16x16
     cache = str(tmp_path / "cache")
     extractor = CountingFeatures()
-    first = baseline_fvds(data, "train", 32, 0, cache, extractor, kvd_subsets=10, progress=False)
+    draw = RealDraw(data, "train", 32, 0)
+    first = baseline_fvds(draw, cache, extractor, kvd_subsets=10, progress=False)
     real_vs_real = first["real_vs_real"]
     assert real_vs_real["disjoint_from_reference"] and real_vs_real["num_videos"] == 32
     assert first["frozen_first_frame"]["fvd"] > 2 * real_vs_real["fvd"] > 0
@@ -451,22 +454,22 @@ def test_baselines_on_moving_mnist_are_ordered_and_cached(tiny_config, tmp_path)
     assert len(os.listdir(cache)) == 4
     # Second call: every statistic from the cache, the same numbers.
     again = CountingFeatures()
-    second = baseline_fvds(data, "train", 32, 0, cache, again, kvd_subsets=10, progress=False)
+    second = baseline_fvds(draw, cache, again, kvd_subsets=10, progress=False)
     assert again.videos_seen == 0 and second == first
     # The real-vs-real clips are other videos than the reference's.
     reference = load_videos(data, "train", 32, 0)
-    others, info = other_real_clips(data, "train", 32, 0, progress=False)
+    others, info = other_real_clips(draw, progress=False)
     assert info["disjoint_from_reference"]
     assert not any(np.array_equal(o, r) for o in others for r in reference)
     # 2N = 80 > 64 clips: an independent draw, flagged as overlapping.
     with pytest.warns(UserWarning, match="reads lower"):
         overlapping = baseline_fvds(
-            data, "train", 40, 0, None, CountingFeatures(), kinds=("real_vs_real",),
+            RealDraw(data, "train", 40, 0), None, CountingFeatures(), kinds=("real_vs_real",),
             kvd=False, progress=False,
         )
     assert overlapping["real_vs_real"]["disjoint_from_reference"] is False
     with pytest.raises(VganError, match="unknown baseline 'noise'"):
-        baseline_fvds(data, "train", 32, 0, cache, extractor, kinds=("noise",))
+        baseline_fvds(draw, cache, extractor, kinds=("noise",))
 
 
 def test_progress_prints_lines_with_the_rate_when_not_a_terminal():

@@ -6,7 +6,8 @@ Typical use::
     result = metrics.compute_fvd(generated_uint8, real_uint8)  # [N, T, H, W, C] each
     result["fvd"], result["kvd"], result["detector"], result["sets"]
     # What real clips, time-shuffled clips and frozen clips score at the same protocol:
-    metrics.baseline_fvds(config.data, "train", 256, 0, cache_dir, extractor)
+    draw = metrics.RealDraw(config.data, "train", 256, 0)  # which real clips
+    metrics.baseline_fvds(draw, cache_dir, extractor)
 
 Modules: `i3d` (weights, TF1-legacy resize, the I3D extractor), `extractor` (feature
 extraction sharded over a mesh of one or many hosts), `stats`
@@ -48,7 +49,7 @@ from vgan_jax.metrics.i3d import (
 )
 from vgan_jax.metrics.progress import Progress
 from vgan_jax.metrics.stats import FeatureStats, cached_stats, real_stats_cache_key
-from vgan_jax.metrics.training_hook import FvdEvaluator, real_stats
+from vgan_jax.metrics.training_hook import FvdEvaluator, RealDraw, real_stats
 
 __all__ = [
     "BASELINE_KINDS",
@@ -58,6 +59,7 @@ __all__ = [
     "FvdEvaluator",
     "I3DFeatureExtractor",
     "Progress",
+    "RealDraw",
     "ShardedFeatureExtractor",
     "VideoSet",
     "baseline_fvds",

@@ -37,7 +37,7 @@ from vgan_jax.errors import VganError
 from vgan_jax.metrics.fvd import distances_from_stats
 from vgan_jax.metrics.progress import note
 from vgan_jax.metrics.stats import FeatureStats, cached_stats_with_info
-from vgan_jax.metrics.training_hook import real_protocol, real_stats, stats_of_clips
+from vgan_jax.metrics.training_hook import RealDraw, real_protocol, real_stats, stats_of_clips
 
 BASELINE_KINDS = ("real_vs_real", "shuffled_time", "frozen_first_frame")
 BASELINE_LABELS = {
@@ -78,10 +78,8 @@ def freeze_first_frame(videos: np.ndarray) -> np.ndarray:
     return np.repeat(videos[:, :1], videos.shape[1], axis=1)
 
 
-def other_real_clips(
-    data_config, split: str, num_videos: int, seed: int, progress: bool = True
-) -> tuple[np.ndarray, dict]:
-    """N real clips that the reference statistics (`real_stats`, same seed) do not use.
+def other_real_clips(draw: RealDraw, progress: bool = True) -> tuple[np.ndarray, dict]:
+    """N real clips that the reference statistics (`real_stats(draw)`) do not use.
 
     Returns:
       uint8 `[N, T, H, W, C]` and an info dict: `clips` (how they were drawn) and
@@ -89,6 +87,7 @@ def other_real_clips(
     """
     from vgan_jax.data import load_videos
 
+    data_config, split, num_videos, seed = draw
     if progress:
         note(f"baselines: loading {num_videos} more real clips of split {split!r}")
     try:
@@ -128,10 +127,7 @@ def transform_for(kind: str, shuffle_seed: int) -> Callable[[np.ndarray], np.nda
 
 def baseline_stats(
     kind: str,
-    data_config,
-    split: str,
-    num_videos: int,
-    seed: int,
+    draw: RealDraw,
     cache_dir: str | None,
     extractor,
     keep_features: bool = True,
@@ -143,7 +139,7 @@ def baseline_stats(
 
     Args:
       kind: one of `BASELINE_KINDS`.
-      data_config, split, num_videos, seed: the reference draw (as `real_stats`).
+      draw: the reference draw (as `real_stats`).
       cache_dir: cache folder (None: no cache); the file is the real statistics'
         name plus `_{kind}`, and its key adds the kind, shuffle seed and
         `BASELINE_PROTOCOL` to every field of the real key.
@@ -159,14 +155,14 @@ def baseline_stats(
       the `cache` file.
     """
     transform = transform_for(kind, shuffle_seed)
-    key, metadata = real_protocol(data_config, split, num_videos, seed, extractor)
+    key, metadata = real_protocol(draw, extractor)
     metadata.update(
         keep_features=keep_features, baseline=kind, baseline_protocol=BASELINE_PROTOCOL,
         shuffle_seed=shuffle_seed if kind == "shuffled_time" else None,
     )
     cache_path = os.path.join(cache_dir, f"{key}_{kind}.npz") if cache_dir else None
     if clips is None:
-        clips = lambda: other_real_clips(data_config, split, num_videos, seed, progress)  # noqa: E731
+        clips = lambda: other_real_clips(draw, progress)  # noqa: E731
 
     def compute() -> tuple[FeatureStats, dict]:
         videos, info = clips()
@@ -192,10 +188,7 @@ def _memoised(function: Callable[[], tuple[np.ndarray, dict]]):
 
 
 def baseline_fvds(
-    data_config,
-    split: str,
-    num_videos: int,
-    seed: int,
+    draw: RealDraw,
     cache_dir: str | None,
     extractor,
     *,
@@ -211,9 +204,9 @@ def baseline_fvds(
     """FVD (and KVD) of each baseline against the real statistics, at the model's protocol.
 
     Args:
-      data_config: the run's `config.data`.
-      split, num_videos, seed: the reference draw (`eval`'s --split, --num_videos,
-        --real_seed); the baselines use N other clips of the same split.
+      draw: the reference draw (`RealDraw` of the run's `config.data` and `eval`'s
+        --split, --num_videos, --real_seed); the baselines use N other clips of the
+        same split.
       cache_dir: where real and baseline statistics are cached (None: no cache).
       extractor: the feature extractor used for the model's FVD.
       real: the reference `(stats, description)` from `real_stats` (None: computed or
@@ -230,15 +223,12 @@ def baseline_fvds(
     for kind in kinds:
         transform_for(kind, shuffle_seed)  # unknown kinds fail before any work
     if real is None:
-        real = real_stats(
-            data_config, split, num_videos, seed, cache_dir, extractor, kvd, progress
-        )
-    clips = _memoised(lambda: other_real_clips(data_config, split, num_videos, seed, progress))
+        real = real_stats(draw, cache_dir, extractor, kvd, progress)
+    clips = _memoised(lambda: other_real_clips(draw, progress))
     results = {}
     for kind in kinds:
         stats, info = baseline_stats(
-            kind, data_config, split, num_videos, seed, cache_dir, extractor, kvd,
-            shuffle_seed, clips, progress,
+            kind, draw, cache_dir, extractor, kvd, shuffle_seed, clips, progress
         )
         result = distances_from_stats(
             stats, real[0], kvd, kvd_subsets, kvd_subset_size, kvd_seed

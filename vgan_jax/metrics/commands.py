@@ -150,7 +150,7 @@ def evaluate_run(
     """
     from vgan_jax.metrics.baselines import baseline_fvds
     from vgan_jax.metrics.fvd import _check_min_frames
-    from vgan_jax.metrics.training_hook import real_stats
+    from vgan_jax.metrics.training_hook import RealDraw, real_stats
     from vgan_jax.sampling import iterate_samples, load_run_config
 
     # Cheap checks, before minutes of sampling and feature extraction.
@@ -166,10 +166,8 @@ def evaluate_run(
     extractor = I3DFeatureExtractor(batch_size=batch_size, mesh=_mesh(num_devices))
     _check_min_frames(int(config.data.frames), "the run's clips", extractor)
     cache_dir = cache_dir or default_cache_dir()
-    real = real_stats(
-        config.data, split, num_videos, real_seed,
-        cache_dir=cache_dir, extractor=extractor, keep_features=kvd,
-    )
+    draw = RealDraw(config.data, split, num_videos, real_seed)
+    real = real_stats(draw, cache_dir=cache_dir, extractor=extractor, keep_features=kvd)
     samples = iterate_samples(workdir, num_videos, seed, batch_size)
     kvd_options = {"kvd": kvd, "kvd_subsets": kvd_subsets, "kvd_subset_size": kvd_subset_size}
     result = compute_fvd(
@@ -182,8 +180,7 @@ def evaluate_run(
     result["workdir"] = os.path.abspath(workdir)
     if baselines:
         result["baselines"] = baseline_fvds(
-            config.data, split, num_videos, real_seed, cache_dir, extractor,
-            real=real, **kvd_options,
+            draw, cache_dir, extractor, real=real, **kvd_options
         )
     _write_json(eval_result_path(workdir, num_videos, seed), result)
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,9 +39,18 @@ def extractor_protocol(extractor) -> dict[str, Any]:
     return {**fields, "class": f"{kind.__module__}.{kind.__qualname__}"}
 
 
-def real_protocol(
-    data_config, split: str, num_videos: int, seed: int, extractor
-) -> tuple[str, dict]:
+class RealDraw(NamedTuple):
+    """Which real clips a statistic is computed from: `num_videos` clips of `split`,
+    drawn with `seed` by `vgan_jax.data.load_videos(data_config, ...)` (`data_config`
+    is a run's `config.data`)."""
+
+    data_config: Any
+    split: str
+    num_videos: int
+    seed: int
+
+
+def real_protocol(draw: RealDraw, extractor) -> tuple[str, dict]:
     """The cache key (a file stem) and metadata naming every knob of a real-clip draw.
 
     The key covers the data config, the extractor's protocol (`extractor_protocol`:
@@ -52,6 +61,7 @@ def real_protocol(
     """
     from vgan_jax.data import dataset_fingerprint
 
+    data_config, split, num_videos, seed = draw
     extractor_fields = extractor_protocol(extractor)
     detector = str(extractor_fields.get("detector"))
     fields = _data_fields(data_config)
@@ -70,8 +80,9 @@ def real_protocol(
     return key, metadata
 
 
-def real_description(data_config, split: str, seed: int, count: int, cache: str | None) -> dict:
+def real_description(draw: RealDraw, count: int, cache: str | None) -> dict:
     """Protocol fields of a set of real clips, as `compute_fvd` reports each set."""
+    data_config, split, _, seed = draw
     fields = _data_fields(data_config)
     return {
         "num_videos": count,
@@ -96,22 +107,17 @@ def stats_of_clips(
 
 
 def real_stats(
-    data_config,
-    split: str,
-    num_videos: int,
-    seed: int,
+    draw: RealDraw,
     cache_dir: str | None,
     extractor,
     keep_features: bool = True,
     progress: bool = True,
 ) -> tuple[FeatureStats, dict]:
-    """I3D statistics of `num_videos` real clips, cached as `.npz` under `cache_dir`.
+    """I3D statistics of a draw of real clips, cached as `.npz` under `cache_dir`.
 
     Args:
-      data_config: the run's `config.data` (name, resolution, frames, channels, ...).
-      split: dataset split, e.g. "train".
-      num_videos: clips drawn with `vgan_jax.data.load_videos(data_config, split, num, seed)`.
-      seed: seed of that draw.
+      draw: which clips (`RealDraw`: the run's `config.data`, the split, e.g. "train",
+        the clip count and the seed of `vgan_jax.data.load_videos`).
       cache_dir: cache folder (None: no cache). The file name spells the dataset, split,
         resolution, frames, clip count and seed, plus a hash of the other data fields,
         the extractor's protocol and the dataset files' fingerprint (`real_protocol`).
@@ -122,7 +128,8 @@ def real_stats(
     Returns:
       `(stats, description)`, the description naming the real set's protocol fields.
     """
-    key, metadata = real_protocol(data_config, split, num_videos, seed, extractor)
+    data_config, split, num_videos, seed = draw
+    key, metadata = real_protocol(draw, extractor)
     metadata["keep_features"] = keep_features
     cache_path = os.path.join(cache_dir, f"{key}.npz") if cache_dir else None
 
@@ -152,7 +159,7 @@ def real_stats(
         return stats
 
     stats = cached_stats(cache_path, compute, metadata, extractor)
-    return stats, real_description(data_config, split, seed, stats.count, cache_path)
+    return stats, real_description(draw, stats.count, cache_path)
 
 
 class FvdEvaluator:
@@ -201,9 +208,9 @@ class FvdEvaluator:
             import jax
 
             # The first FVD of a run may extract real features for minutes: say so, once.
+            draw = RealDraw(self.data_config, self.split, self.num_videos, self.seed)
             self._real = real_stats(
-                self.data_config, self.split, self.num_videos, self.seed,
-                self.cache_dir, self.extractor, progress=jax.process_index() == 0,
+                draw, self.cache_dir, self.extractor, progress=jax.process_index() == 0
             )
         return self._real
 

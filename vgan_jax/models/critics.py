@@ -25,7 +25,7 @@ head keeps motion and identity over time honest.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -46,6 +46,16 @@ from vgan_jax.models.layers import (
 FRAMES_RNG = "frames"
 # The stream dropout masks come from (only read when the critic runs with train=True).
 DROPOUT_RNG = "dropout"
+
+
+class CriticCall(NamedTuple):
+    """The arguments a critic and each of its trunks take after their input, in this
+    order (`trunk(x, *call)`); see `Critic`."""
+
+    update_stats: bool = False
+    batch_axis: str | None = None
+    train: bool = False
+    labels: jnp.ndarray | None = None
 
 
 def per_sample_dropout(
@@ -191,17 +201,14 @@ def judge_frames(
     key: jax.Array,
     video: jnp.ndarray,
     count: int,
-    update_stats: bool,
-    batch_axis: str | None,
-    train: bool,
-    labels: jnp.ndarray | None,
+    call: CriticCall,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """A 2D critic on `count` frames of every clip, chosen by `choose_frames(key)`.
 
     Args:
       image_trunk: a trunk with `time_axis=False`.
       video: float32 `[batch, frames, H, W, C]`.
-      labels: int32 `[batch]` or None; each judged frame gets its clip's label.
+      call: the critic's call arguments; each judged frame gets its clip's label.
 
     Returns:
       `(logits float32 [batch, k], frames [batch, k, H, W, C])`, k = min(count, frames).
@@ -211,44 +218,36 @@ def judge_frames(
     k = images.shape[1]
     # Rows are clip-major ([clip, chosen frame]), so a row's global index is fixed
     # by its clip's: per-sample dropout masks stay device-count invariant.
-    frame_labels = None if labels is None else jnp.repeat(labels, k)
-    logits = image_trunk(
-        images.reshape(-1, *video.shape[2:]), update_stats, batch_axis, train, frame_labels
-    )
+    if call.labels is not None:
+        call = call._replace(labels=jnp.repeat(call.labels, k))
+    logits = image_trunk(images.reshape(-1, *video.shape[2:]), *call)
     return logits.reshape(batch, k), images
 
 
-class MultiHeadCritic(nn.Module):
-    """A video critic and, optionally, a per-frame image critic.
+class Critic(nn.Module):
+    """What every critic shares: its fields and its call.
 
-    Call: video float32 `[batch, frames, size, size, channels]` in [-1, 1] ->
-    `{"video": logits [batch], "image": logits [batch]}`: the image head's logit is
-    the mean over `min(image_frames, frames)` frames drawn from the `frames` RNG
-    stream (as DVD-GAN's spatial critic sums its frames' scores; one logit per frame,
-    each a sample in the loss, scored FVD@256 323 against 248 for the `default`
-    preset, one run each); with `image_frames=0` there is no image head.
-
-    `update_stats` advances spectral-norm power iteration (the `spectral`
-    collection must then be mutable). `batch_axis`: the mesh axis the batch is
-    split over inside shard_map, so minibatch-std groups span the global batch.
-    `train`: apply dropout (rate `dropout`; needs the `dropout` RNG stream); other
-    callers (evaluation, tests) get the deterministic critic.
-    Call real and fake batches separately (a group must not mix them).
-    `time_downsample=False`: the video head halves space only (MoCoGAN's video critic).
-    `num_classes` > 0: every head has a projection head and `labels` int32 `[batch]`
-    are required (each judged frame gets its clip's label).
+    Call: video float32 `[batch, frames, size, size, channels]` in [-1, 1] -> a dict
+    of named heads, each float32 logits `[batch]`; subclasses build the heads in
+    `heads` (called from the compact `__call__`, so their submodules are named as
+    if defined there). `update_stats` advances spectral-norm power iteration (the
+    `spectral` collection must then be mutable). `batch_axis`: the mesh axis the
+    batch is split over inside shard_map, so minibatch-std groups span the global
+    batch. `train`: apply dropout (rate `dropout`; needs the `dropout` RNG stream);
+    other callers (evaluation, tests) get the deterministic critic. `labels` int32
+    `[batch]`: required when `num_classes` > 0 (every head has a projection head).
+    Call real and fake batches separately (a minibatch-std group must not mix them).
+    The other fields: see `CriticTrunk`.
     """
 
     width: int = 32
     num_downsamples: int = 3
     spectral_norm: bool = True
     minibatch_std_group: int = 4
-    image_frames: int = 0
     dropout: float = 0.0
+    num_classes: int = 0
     dtype: Any = None  # compute dtype, see CriticTrunk
     remat: str = "none"  # 'none' | 'stage', see CriticTrunk
-    time_downsample: bool = True
-    num_classes: int = 0
 
     @nn.compact
     def __call__(
@@ -259,23 +258,41 @@ class MultiHeadCritic(nn.Module):
         train: bool = False,
         labels: jnp.ndarray | None = None,
     ) -> dict[str, jnp.ndarray]:
+        return self.heads(video, CriticCall(update_stats, batch_axis, train, labels))
+
+    def heads(self, video: jnp.ndarray, call: CriticCall) -> dict[str, jnp.ndarray]:
+        """The named logits of `video` (see the class docstring)."""
+        raise NotImplementedError
+
+
+class MultiHeadCritic(Critic):
+    """A video critic and, optionally, a per-frame image critic.
+
+    Call: video float32 `[batch, frames, size, size, channels]` in [-1, 1] ->
+    `{"video": logits [batch], "image": logits [batch]}`: the image head's logit is
+    the mean over `min(image_frames, frames)` frames drawn from the `frames` RNG
+    stream (as DVD-GAN's spatial critic sums its frames' scores; one logit per frame,
+    each a sample in the loss, scored FVD@256 323 against 248 for the `default`
+    preset, one run each); with `image_frames=0` there is no image head.
+
+    The call's arguments: see `Critic`; each judged frame gets its clip's label.
+    `time_downsample=False`: the video head halves space only (MoCoGAN's video critic).
+    """
+
+    image_frames: int = 0
+    time_downsample: bool = True
+
+    def heads(self, video: jnp.ndarray, call: CriticCall) -> dict[str, jnp.ndarray]:
         video_head = trunk_like(
             self, True, self.num_downsamples, "video", time_downsample=self.time_downsample
         )
-        heads = {"video": video_head(video, update_stats, batch_axis, train, labels)}
+        heads = {"video": video_head(video, *call)}
         if self.image_frames:
             image_head = trunk_like(
                 self, False, self.num_downsamples, "image", time_downsample=self.time_downsample
             )
             per_frame, _ = judge_frames(
-                image_head,
-                self.make_rng(FRAMES_RNG),
-                video,
-                self.image_frames,
-                update_stats,
-                batch_axis,
-                train,
-                labels,
+                image_head, self.make_rng(FRAMES_RNG), video, self.image_frames, call
             )
             heads["image"] = jnp.mean(per_frame, axis=1)
         return heads

@@ -47,7 +47,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vgan_jax.models.conditioning import ConditionalBatchNorm
-from vgan_jax.models.critics import FRAMES_RNG, judge_frames, trunk_like
+from vgan_jax.models.critics import FRAMES_RNG, Critic, CriticCall, judge_frames, trunk_like
 from vgan_jax.models.layers import SameConv, Upsample, stage
 
 
@@ -207,7 +207,7 @@ def average_pool_space(video: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
     return jnp.mean(blocks, axis=(3, 5))
 
 
-class DVDGANCritic(nn.Module):
+class DVDGANCritic(Critic):
     """DVD-GAN's dual discriminator as one module with two heads.
 
     Call: video float32 `[batch, frames, size, size, channels]` in [-1, 1] (and `labels`
@@ -215,49 +215,30 @@ class DVDGANCritic(nn.Module):
     logits [batch]}`. The spatial logit is the sum of the per-frame scores of
     `k = min(spatial_frames, frames)` frames drawn from the `frames` RNG stream (the same
     frames for every clip of the step, real and fake); the temporal one scores the clip
-    average-pooled 2x in space. Arguments as `critics.MultiHeadCritic`. For tests, the
+    average-pooled 2x in space. Fields and call as `critics.Critic`. For tests, the
     two heads' inputs are sown into the `intermediates` collection when it is mutable.
     """
 
-    width: int = 32
-    num_downsamples: int = 3
-    spectral_norm: bool = True
-    minibatch_std_group: int = 4
     spatial_frames: int = 8
-    dropout: float = 0.0
-    num_classes: int = 0
-    dtype: Any = None  # compute dtype, see critics.CriticTrunk
-    remat: str = "none"  # 'none' | 'stage', see critics.CriticTrunk
 
     def _record(self, name: str, value: jnp.ndarray) -> None:
         # Not at init: whatever init returns beside params becomes critic state.
         if not self.is_initializing():
             self.sow("intermediates", name, value)
 
-    @nn.compact
-    def __call__(
-        self,
-        video: jnp.ndarray,
-        update_stats: bool = False,
-        batch_axis: str | None = None,
-        train: bool = False,
-        labels: jnp.ndarray | None = None,
-    ) -> dict[str, jnp.ndarray]:
+    def heads(self, video: jnp.ndarray, call: CriticCall) -> dict[str, jnp.ndarray]:
         per_frame, images = judge_frames(
             trunk_like(self, False, self.num_downsamples, "spatial"),
             self.make_rng(FRAMES_RNG),
             video,
             self.spatial_frames,
-            update_stats,
-            batch_axis,
-            train,
-            labels,
+            call,
         )
         self._record("spatial_input", images)
         pooled = average_pool_space(video)
         self._record("temporal_input", pooled)
         # The pooled clip is half the size: one stage fewer reaches the same final grid.
         temporal = trunk_like(self, True, max(1, self.num_downsamples - 1), "temporal")(
-            pooled, update_stats, batch_axis, train, labels
+            pooled, *call
         )
         return {"spatial": jnp.sum(per_frame, axis=1), "temporal": temporal}

@@ -74,16 +74,20 @@ def critic_width(model_config) -> int:
     return model_config.d_width or model_config.width
 
 
-def _discriminator(model_config) -> MultiHeadCritic:
-    return MultiHeadCritic(
+def critic_fields(model_config) -> dict:
+    """The `critics.Critic` fields every model's critic takes from `model_config`."""
+    return dict(
         width=critic_width(model_config),
         num_downsamples=model_config.num_upsamples,
         spectral_norm=model_config.d_spectral_norm,
         minibatch_std_group=model_config.d_minibatch_std_group,
-        image_frames=model_config.d_image_frames,
         dropout=model_config.d_dropout,
         num_classes=model_config.num_classes,
     )
+
+
+def _discriminator(model_config) -> MultiHeadCritic:
+    return MultiHeadCritic(**critic_fields(model_config), image_frames=model_config.d_image_frames)
 
 
 def _conditional(generator: nn.Module, model_config) -> nn.Module:
@@ -175,15 +179,7 @@ def _build_dvdgan(model_config, shape: VideoShape) -> ModelPair:
         num_upsamples=model_config.num_upsamples,
         num_classes=model_config.num_classes,
     )
-    critic = DVDGANCritic(
-        width=critic_width(model_config),
-        num_downsamples=model_config.num_upsamples,
-        spectral_norm=model_config.d_spectral_norm,
-        minibatch_std_group=model_config.d_minibatch_std_group,
-        spatial_frames=model_config.d_image_frames,
-        dropout=model_config.d_dropout,
-        num_classes=model_config.num_classes,
-    )
+    critic = DVDGANCritic(**critic_fields(model_config), spatial_frames=model_config.d_image_frames)
     return ModelPair(
         generator,
         critic,
