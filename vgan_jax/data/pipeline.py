@@ -88,32 +88,6 @@ def check_data_config(data_config) -> CheckedDataConfig:
     return CheckedDataConfig(data_config)
 
 
-def _builtin_builder(data_config, data_dir: str):
-    from vgan_jax.data import moving_mnist  # lazy: tfds is slow to import
-
-    return moving_mnist.build(
-        data_dir,
-        # Store whole clips for the configured stride, so random_start/stride need
-        # no padding; with stride 1 this is just `frames`.
-        frames=transforms.clip_span(data_config.frames, data_config.frame_stride),
-        num_train_clips=data_config.num_train_clips,
-        num_test_clips=data_config.num_test_clips,
-        seed=0,
-        num_digits=data_config.num_digits,
-    )
-
-
-def _open_prepared(name: str, data_dir: str, split: str):
-    try:
-        from vgan_jax.data.prepared import open_prepared  # lazy: optional heavy deps
-    except ImportError as error:
-        raise VganError(
-            f"dataset {name!r} is not prepared ({error}); run "
-            f"`{registry.prepare_command_hint(name, data_dir)}` first"
-        ) from error
-    return open_prepared(name, data_dir, split)
-
-
 def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict[str, Any]]:
     """Opens one split of `data_config.name` for random access.
 
@@ -137,13 +111,29 @@ def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict
         raise VganError(f"unknown split {split!r}; available splits: {', '.join(SPLITS)}")
     data_dir = registry.resolve_data_dir(data_config.get("data_dir"))
     if data_config.name == BUILTIN_DATASET:
-        from vgan_jax.data.moving_mnist import NUM_CLASSES
+        from vgan_jax.data import moving_mnist  # lazy: tfds is slow to import
 
-        builder = _builtin_builder(data_config, data_dir)
+        builder = moving_mnist.build(
+            data_dir,
+            # Store whole clips for the configured stride, so random_start/stride need
+            # no padding; with stride 1 this is just `frames`.
+            frames=transforms.clip_span(data_config.frames, data_config.frame_stride),
+            num_train_clips=data_config.num_train_clips,
+            num_test_clips=data_config.num_test_clips,
+            seed=0,
+            num_digits=data_config.num_digits,
+        )
         source = transforms.ExampleSource(builder.as_data_source()[split])
-        info = {"num_classes": NUM_CLASSES, "files_dir": str(builder.data_dir)}
+        info = {"num_classes": moving_mnist.NUM_CLASSES, "files_dir": str(builder.data_dir)}
     else:
-        source, info = _open_prepared(data_config.name, data_dir, split)
+        try:
+            from vgan_jax.data.prepared import open_prepared  # lazy: optional heavy deps
+        except ImportError as error:
+            raise VganError(
+                f"dataset {data_config.name!r} is not prepared ({error}); run "
+                f"`{registry.prepare_command_hint(data_config.name, data_dir)}` first"
+            ) from error
+        source, info = open_prepared(data_config.name, data_dir, split)
     if len(source) == 0:
         raise VganError(f"split {split!r} of {data_config.name!r} in {data_dir} is empty")
     info = {"name": data_config.name, "split": split, **dict(info)}
@@ -257,14 +247,6 @@ class InputIterator:
             close()
 
 
-def _ensure_absl_flags_parsed() -> None:
-    # grain's worker processes read absl flags; a library caller may never parse them.
-    from absl import flags
-
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-
-
 def make_train_iterator(
     data_config,
     *,
@@ -322,7 +304,11 @@ def make_train_iterator(
         .map(_to_model_batch)
     )
     if data_config.worker_count > 0:
-        _ensure_absl_flags_parsed()
+        from absl import flags
+
+        # grain's worker processes read absl flags; a library caller may never parse them.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
         batched = batched.mp_prefetch(
             grain.MultiprocessingOptions(num_workers=data_config.worker_count)
         )
@@ -358,10 +344,10 @@ def load_videos(
     clip_fn = _clip_fn(data_config)
     skip_short = data_config.short_videos == "skip"
     order = np.random.default_rng([seed, 1]).permutation(len(source))
-    wanted = set(range(num) if rows is None else _as_ints(rows))
+    wanted = set(range(num) if rows is None else map(int, rows))
     clips: list[np.ndarray] = []
     usable = 0
-    for index in _as_ints(order):
+    for index in order.tolist():
         if usable == num:
             break
         video = None
@@ -384,7 +370,3 @@ def load_videos(
         shape = (data_config.frames, data_config.resolution, data_config.resolution)
         return np.zeros((0, *shape, data_config.channels), np.uint8)
     return np.stack(clips)
-
-
-def _as_ints(values: Sequence[int] | np.ndarray) -> list[int]:
-    return [int(v) for v in values]
