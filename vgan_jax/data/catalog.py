@@ -108,17 +108,6 @@ class CatalogSource:
         return CatalogSource(list(self.class_names), splits)
 
 
-def require_tensorflow(dataset: str) -> None:
-    """Raise VganError saying how to install TensorFlow when it is missing."""
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        raise VganError(
-            f"preparing {dataset} needs TensorFlow (tensorflow-datasets decodes its videos "
-            f"with it; training later does not): {INSTALL_HINT}"
-        ) from None
-
-
 @contextlib.contextmanager
 def _ffmpeg_on_path() -> Iterator[None]:
     """Put imageio-ffmpeg's binary on PATH as `ffmpeg` when there is none.
@@ -156,7 +145,13 @@ def open_tfds_source(
       manual_dir: tfds `manual_dir`, for datasets that need a manual download.
       tfds_config: tfds builder config (e.g. "ucf101_2"); None: the spec's default.
     """
-    require_tensorflow(dataset)
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise VganError(
+            f"preparing {dataset} needs TensorFlow (tensorflow-datasets decodes its videos "
+            f"with it; training later does not): {INSTALL_HINT}"
+        ) from None
     import tensorflow_datasets as tfds
 
     spec = TFDS_CATALOG[dataset]

@@ -172,14 +172,13 @@ class Report(dict):
             padding = np.repeat(frames[-1:], min_frames - num_frames, axis=0)
             segments = [np.concatenate([frames, padding], axis=0)]
         else:
-            segments = []
-            for start in range(0, num_frames, max_frames):
-                segment = frames[start : start + max_frames]
-                if len(segment) < min_frames:
-                    # A tail too short to train on: take the last max_frames frames
-                    # instead (overlapping the previous segment) so the tail is kept.
-                    segment = frames[num_frames - max_frames :]
-                segments.append(segment)
+            # A tail too short to train on is replaced by the last max_frames frames
+            # (overlapping the previous segment), so the tail is kept.
+            segments = [
+                frames[start : start + max_frames] if num_frames - start >= min_frames
+                else frames[-max_frames:]
+                for start in range(0, num_frames, max_frames)
+            ]
         self["files_found"] += 1
         self["videos_used"] += 1
         stats = self["per_class"][self["class_names"][label]]

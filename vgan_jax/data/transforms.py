@@ -116,13 +116,6 @@ def sample_frames(
     return video[indices]
 
 
-def resized_shape(height: int, width: int, size: int) -> tuple[int, int]:
-    """(height, width) with the shorter side `size` and the aspect ratio kept."""
-    if height <= width:
-        return size, max(size, round(width * size / height))
-    return max(size, round(height * size / width)), size
-
-
 def resize_shorter_side(video: np.ndarray, size: int) -> np.ndarray:
     """Resizes uint8 [time, height, width, channels] so min(height, width) == size.
 
@@ -138,7 +131,9 @@ def resize_shorter_side(video: np.ndarray, size: int) -> np.ndarray:
     if min(height, width) % size == 0 and height % factor == 0 and width % factor == 0:
         blocks = video.reshape(time, height // factor, factor, width // factor, factor, channels)
         return np.rint(blocks.mean(axis=(2, 4), dtype=np.float32)).astype(np.uint8)
-    new_height, new_width = resized_shape(height, width, size)
+    # The aspect ratio is kept; the longer side is never below `size` after rounding.
+    new_height = size if height <= width else max(size, round(height * size / width))
+    new_width = size if width < height else max(size, round(width * size / height))
     out = np.empty((time, new_height, new_width, channels), np.uint8)
     for t in range(time):
         # PIL filters each channel alike, so one RGB (or L) image per frame.

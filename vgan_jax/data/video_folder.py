@@ -23,11 +23,10 @@ Training on it: `--config.data.name=video_folder/NAME`.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vgan_jax.data import prepared, registry
@@ -101,28 +100,6 @@ def assign_splits(
     return splits if splits["test"] else {"train": splits["train"]}
 
 
-def _ordered_parallel_map(
-    fn: Callable[[Any], Any], items: Iterable[Any], workers: int
-) -> Iterator[Any]:
-    """`map(fn, items)` on `workers` threads, in order, with a bounded queue.
-
-    Decoding is mostly ffmpeg (a subprocess) and PIL (releases the GIL), so threads
-    overlap well; the window of 2 x workers keeps memory bounded, unlike
-    `Executor.map`, which submits everything at once.
-    """
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as executor:
-        pending: collections.deque = collections.deque()
-        for item in items:
-            pending.append(executor.submit(fn, item))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 def write_video_files(
     name: str,
     data_dir: str | None,
@@ -143,6 +120,8 @@ def write_video_files(
         The sorted class names are the labels 0, 1, ...
       The others as for `prepared.write_prepared`.
     """
+    import grain  # lazy, as in pipeline.py
+
     classes = sorted({cls for files in split_files.values() for _, cls in files})
     label_of = {cls: label for label, cls in enumerate(classes)}
 
@@ -155,7 +134,11 @@ def write_video_files(
         return relpath, frames, label_of[cls]
 
     def videos(files: list[tuple[str, str]]):
-        return lambda: _ordered_parallel_map(decode, files, options.workers)
+        # Decoding is mostly ffmpeg (a subprocess) and PIL (releases the GIL), so threads
+        # overlap well; grain keeps the order and bounds the queue to 2 x workers.
+        threads = max(options.workers, 0)  # 0 or 1: decoded one by one
+        read_options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * threads)
+        return lambda: grain.MapDataset.source(files).map(decode).to_iter_dataset(read_options)
 
     return prepared.write_prepared(
         name, data_dir, {split: videos(files) for split, files in split_files.items()},
