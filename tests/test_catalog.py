@@ -38,7 +38,7 @@ def test_conversion_of_gray_unlabelled_source(data_dir):
     """Moving-MNIST-like raw examples: gray [20, 64, 64, 1] -> RGB at `size`, one class."""
     rng = np.random.default_rng(0)
     raw = [(f"{i:03d}", rng.integers(0, 255, (20, 64, 64, 1), dtype=np.uint8), 0) for i in range(3)]
-    source = catalog.CatalogSource(["moving_mnist"], {"train": lambda: iter(raw)})
+    source = prepared.Source(["moving_mnist"], {"train": lambda: iter(raw)})
     report = catalog.prepare(
         "moving_mnist", data_dir, size=32, max_frames=16, min_frames=8, source=source
     )
@@ -63,7 +63,7 @@ def test_conversion_keeps_101_class_labels(tmp_path):
             for i, label in enumerate(labels)
         )
 
-    source = catalog.CatalogSource(names, {"train": split([0, 57, 100]), "test": split([3])})
+    source = prepared.Source(names, {"train": split([0, 57, 100]), "test": split([3])})
     catalog.prepare(
         "ucf101", str(tmp_path), size=16, max_frames=16, min_frames=16, source=source
     )

@@ -40,20 +40,15 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from vgan_jax.data import prepared, registry, transforms, video_folder
-from vgan_jax.data.video_decode import VideoDecodeError
+from vgan_jax.data import prepared, registry, video_folder
 from vgan_jax.errors import VganError
 
 INSTALL_HINT = 'pip install "vgan-jax[tfds]"'
-
-# One raw example from a catalog dataset: (unique key, uint8 [time, h, w, c], label).
-RawExample = tuple[str, np.ndarray, int]
-
 
 @dataclasses.dataclass(frozen=True)
 class CatalogSpec:
@@ -86,28 +81,6 @@ TFDS_CATALOG: dict[str, CatalogSpec] = {
 }
 
 
-@dataclasses.dataclass
-class CatalogSource:
-    """Raw examples of a catalog dataset, split by split.
-
-    Attributes:
-      class_names: label -> name (one name for datasets without classes).
-      splits: our split name -> zero-argument function returning an iterable of
-        `(key, uint8 [time, height, width, channels], label)`.
-    """
-
-    class_names: list[str]
-    splits: dict[str, Callable[[], Iterable[RawExample]]]
-
-    def materialize(self, max_examples: int | None = None) -> CatalogSource:
-        """A copy with every split read into memory (e.g. to leave a tfds mock)."""
-        splits = {}
-        for split, make in self.splits.items():
-            examples = list(itertools.islice(make(), max_examples))
-            splits[split] = lambda examples=examples: iter(examples)
-        return CatalogSource(list(self.class_names), splits)
-
-
 @contextlib.contextmanager
 def _ffmpeg_on_path() -> Iterator[None]:
     """Put imageio-ffmpeg's binary on PATH as `ffmpeg` when there is none.
@@ -136,7 +109,7 @@ def open_tfds_source(
     *,
     manual_dir: str | None = None,
     tfds_config: str | None = None,
-) -> CatalogSource:
+) -> prepared.Source:
     """Download/prepare a tfds catalog dataset (needs TensorFlow) and return its examples.
 
     Args:
@@ -166,21 +139,21 @@ def open_tfds_source(
     else:
         class_names = [dataset]
 
-    def read(tfds_split: str) -> Iterator[RawExample]:
+    def read(tfds_split: str) -> Iterator[prepared.SourceVideo]:
         dataset_split = builder.as_dataset(split=tfds_split, shuffle_files=False)
         for index, example in enumerate(tfds.as_numpy(dataset_split)):
             label = int(example[spec.label_key]) if spec.label_key is not None else 0
             yield f"{tfds_split}/{index:08d}", np.asarray(example[spec.video_key]), label
 
     splits = {ours: (lambda theirs=theirs: read(theirs)) for ours, theirs in spec.splits.items()}
-    return CatalogSource(class_names, splits)
+    return prepared.Source(class_names, splits)
 
 
 def prepare(
     dataset: str,
     data_dir: str | None = None,
     *,
-    source: str | CatalogSource | None = None,
+    source: str | prepared.Source | None = None,
     name: str | None = None,
     test_fraction: float = 0.0,
     manual_dir: str | None = None,
@@ -196,7 +169,7 @@ def prepare(
       dataset: "video_folder" or one of `registry.CATALOG_DATASETS`.
       data_dir: root of prepared datasets (and of tfds's downloads).
       source: video_folder: the folder of videos. Catalog datasets: raw examples to
-        use instead of reading tfds (tests pass a `CatalogSource.materialize()`d mock).
+        use instead of reading tfds (tests pass a `Source.materialize()`d mock).
       name: video_folder: the dataset's NAME (default: the source folder's name).
       test_fraction: video_folder: fraction of each class's files held out as "test".
       manual_dir: tfds manual_dir; for kinetics, the folder of downloaded videos.
@@ -232,32 +205,28 @@ def prepare(
         raise VganError(f"--source is for video_folder; {dataset} reads tfds or --manual_dir")
     options = prepared.PrepareOptions(**options)
     if dataset == "kinetics":
-        return prepare_kinetics(manual_dir, data_dir, options=options, log=log)
-    if source is None:
-        source = open_tfds_source(dataset, data_dir, manual_dir=manual_dir, tfds_config=tfds_config)
+        source = kinetics_source(manual_dir, options)
+    else:
+        if source is None:
+            source = open_tfds_source(
+                dataset, data_dir, manual_dir=manual_dir, tfds_config=tfds_config
+            )
 
-    def videos(split: str) -> Iterator[prepared.SourceVideo]:
-        for key, frames, label in itertools.islice(source.splits[split](), max_examples):
-            path = f"{split}/{key}"
-            try:
-                video = transforms.as_video(frames)
-            except VganError as error:
-                yield path, VideoDecodeError(path, "unreadable", str(error)), label
-                continue
-            # The stored format: RGB at `size`, whatever the catalog's frames are.
-            yield path, transforms.to_rgb(
-                transforms.resize_and_center_crop(video, options.size)
-            ), label
+        def first_examples(split: str, make: Callable) -> Callable:
+            # Keys name their split, so the report's paths say where a video was.
+            return lambda: (
+                (f"{split}/{key}", frames, label)
+                for key, frames, label in itertools.islice(make(), max_examples)
+            )
 
-    return prepared.write_prepared(
-        dataset, data_dir, {split: (lambda s=split: videos(s)) for split in source.splits},
-        class_names=source.class_names, source="tensorflow-datasets", options=options,
-        extra_options={
-            "max_examples": max_examples,
-            "tfds_config": tfds_config or TFDS_CATALOG[dataset].default_config,
-        },
-        log=log,
-    )
+        splits = {split: first_examples(split, make) for split, make in source.splits.items()}
+        source = dataclasses.replace(
+            source, splits=splits, extra_options={
+                "max_examples": max_examples,
+                "tfds_config": tfds_config or TFDS_CATALOG[dataset].default_config,
+            },
+        )
+    return prepared.write_prepared(dataset, data_dir, source, options, log=log)
 
 
 _KINETICS_TEST_DIRS = ("val", "validation", "valid", "test")
@@ -325,14 +294,8 @@ def _label_from_csv(
     return files, rejected
 
 
-def prepare_kinetics(
-    manual_dir: str | None,
-    data_dir: str | None,
-    *,
-    options: prepared.PrepareOptions,
-    log: Callable[[str], None] | None = None,
-) -> prepared.Report:
-    """Prepare Kinetics from a manual download (see the module docstring for layouts)."""
+def kinetics_source(manual_dir: str | None, options: prepared.PrepareOptions) -> prepared.Source:
+    """Kinetics from a manual download (see the module docstring for layouts)."""
     if not manual_dir or not os.path.isdir(manual_dir):
         raise VganError(
             "kinetics is a manual download (tensorflow-datasets has no Kinetics builder): "
@@ -343,7 +306,4 @@ def prepare_kinetics(
     split_files = {split: files for split, files in split_files.items() if files}
     if "train" not in split_files:
         raise VganError(f"kinetics: no labelled training videos found in {manual_dir}")
-    return video_folder.write_video_files(
-        "kinetics", data_dir, folder=manual_dir, split_files=split_files, options=options,
-        rejected=rejected, log=log,
-    )
+    return video_folder.video_files_source(manual_dir, split_files, options, rejected=rejected)

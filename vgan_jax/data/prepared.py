@@ -25,17 +25,19 @@ live in the dataset metadata; datasets without classes have one class.
 Splits: "train" always exists. When a dataset has no held-out split, asking for
 "test" reads "train" and `info["test_is_train"]` is True.
 
-The engine, `write_prepared`, is the same for every dataset: a source only supplies,
-per split, `(key, frames or VideoDecodeError, label)` videos (video_folder.py,
-catalog.py). It cuts them into segments, counts what it used and skipped in a
-`Report`, writes into a temporary directory inside `data_dir` and moves the result
-into place only when it succeeded, so a failed run never destroys a good dataset.
+The engine, `write_prepared`, is the same for every dataset: a dataset only supplies
+a `Source`, per split `(key, frames or VideoDecodeError, label)` videos (video_folder.py,
+catalog.py). The engine brings frames to the stored size and RGB, cuts them into
+segments, counts what it used and skipped in a `Report`, writes into a temporary
+directory inside `data_dir` and moves the result into place only when it succeeded,
+so a failed run never destroys a good dataset.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import shutil
@@ -48,7 +50,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from vgan_jax.data import registry
+from vgan_jax.data import registry, transforms
 from vgan_jax.data.transforms import SHORT_VIDEO_CHOICES, ExampleSource
 from vgan_jax.data.video_decode import DECODE_ERROR_KINDS, VideoDecodeError
 from vgan_jax.errors import VganError
@@ -58,9 +60,37 @@ REPORT_FILENAME = "report.json"
 # Why a file was skipped: the decoder's kinds, then the engine's and the sources' own.
 SKIP_KINDS = (*DECODE_ERROR_KINDS, "short", "unlabeled")
 
-# One video a source supplies: (key unique in its split, uint8 [time, size, size, 3]
-# or the error that made it unusable, label in [0, num_classes)).
+# One video a source supplies: (key unique in its split, uint8 [time, height, width,
+# channels] or the error that made it unusable, label in [0, num_classes)).
 SourceVideo = tuple[str, np.ndarray | VideoDecodeError, int]
+
+
+@dataclasses.dataclass
+class Source:
+    """The videos of one dataset, split by split: all a dataset supplies to the engine.
+
+    Attributes:
+      class_names: label -> name (one name for datasets without classes).
+      splits: split -> zero-argument function returning an iterable of `SourceVideo`
+        (frames of any size, gray or RGB). Must include "train".
+      origin: where the videos came from (recorded in the report and metadata).
+      rejected: files known to be unusable before decoding (`{"path", "kind", "reason"}`).
+      extra_options: further entries for the report's "options".
+    """
+
+    class_names: list[str]
+    splits: dict[str, Callable[[], Iterable[SourceVideo]]]
+    origin: str = "tensorflow-datasets"
+    rejected: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    extra_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def materialize(self, max_examples: int | None = None) -> Source:
+        """A copy with every split read into memory (e.g. to leave a tfds mock)."""
+        splits = {}
+        for split, make in self.splits.items():
+            examples = list(itertools.islice(make(), max_examples))
+            splits[split] = lambda examples=examples: iter(examples)
+        return dataclasses.replace(self, class_names=list(self.class_names), splits=splits)
 
 
 class PrepareFailed(VganError):
@@ -260,27 +290,16 @@ class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 def write_prepared(
     name: str,
     data_dir: str | None,
-    splits: Mapping[str, Callable[[], Iterable[SourceVideo]]],
-    *,
-    class_names: Iterable[str],
-    source: str,
+    source: Source,
     options: PrepareOptions,
-    extra_options: Mapping[str, Any] | None = None,
-    rejected: Iterable[Mapping[str, str]] = (),
     log: Callable[[str], None] | None = None,
 ) -> Report:
-    """The preparation engine: write the videos of `splits` as dataset `name`, atomically.
+    """The preparation engine: write the videos of `source` as dataset `name`, atomically.
 
     Args:
       name: "video_folder/NAME" or one of `registry.CATALOG_DATASETS`.
       data_dir: root of prepared datasets (None: tfds's default data dir).
-      splits: split -> zero-argument function returning an iterable of `SourceVideo`
-        (frames already `size` x `size` RGB). Must include "train".
-      class_names: label -> name.
-      source: where the videos came from (recorded in the report and metadata).
       options: sizes and the short-video choice (decoding fields are only recorded).
-      extra_options: further entries for the report's "options".
-      rejected: files known to be unusable before decoding (`{"path", "kind", "reason"}`).
       log: progress lines (e.g. `print`); None is silent.
 
     Returns:
@@ -290,20 +309,27 @@ def write_prepared(
       PrepareFailed: no usable video at all (nothing is written or replaced).
       VganError: a label outside the classes, or an empty held-out split.
     """
-    if "train" not in splits:
+    if "train" not in source.splits:
         raise ValueError("splits must include 'train'")
-    class_names = list(class_names)
-    report = Report(name, data_dir, source=source, class_names=class_names,
-                    options={**dataclasses.asdict(options), **(extra_options or {})})
-    for item in rejected:
+    class_names = list(source.class_names)
+    report = Report(name, data_dir, source=source.origin, class_names=class_names,
+                    options={**dataclasses.asdict(options), **source.extra_options})
+    for item in source.rejected:
         report.skip(item["path"], item["kind"], item["reason"])
     last_log = [time.monotonic()]
 
     def examples(split: str):
         count = 0
-        for key, frames, label in splits[split]():
+        for key, frames, label in source.splits[split]():
             if not 0 <= label < len(class_names):
                 raise VganError(f"{name} {key}: label {label} is not in [0, {len(class_names)})")
+            if not isinstance(frames, VideoDecodeError):
+                try:  # The stored format: RGB at `size`, whatever the source's frames are.
+                    video = transforms.as_video(frames)
+                    video = transforms.resize_and_center_crop(video, options.size)
+                    frames = transforms.to_rgb(video)
+                except VganError as error:
+                    frames = VideoDecodeError(key, "unreadable", str(error))
             for index, segment in enumerate(report.segments(key, frames, label)):
                 count += 1
                 video = np.ascontiguousarray(segment, dtype=np.uint8)
@@ -315,7 +341,7 @@ def write_prepared(
         # AssertionError. Raising ends the run before anything is swapped in.
         if not count and not report["videos_used"]:
             raise PrepareFailed(
-                f"no usable video in {source} ({report['skipped_count']} of "
+                f"no usable video in {source.origin} ({report['skipped_count']} of "
                 f"{report['files_found']} files skipped, see the list above); "
                 f"nothing was written and any existing {name!r} was kept",
                 report,
@@ -331,13 +357,13 @@ def write_prepared(
     final_dir = os.path.join(root, builder_name, config_name)
     os.makedirs(os.path.dirname(final_dir), exist_ok=True)
     if log is not None:
-        log(f"preparing {name} from {source} ({len(class_names)} classes) into {final_dir}")
+        log(f"preparing {name} from {source.origin} ({len(class_names)} classes) into {final_dir}")
     # Staging inside data_dir keeps it on the same filesystem: the swap is a rename.
     staging_root = tempfile.mkdtemp(prefix=".vgan-prepare-", dir=root)
     try:
         size = options.size
         metadata = {"class_names": class_names, "size": size, "max_frames": options.max_frames,
-                    "min_frames": options.min_frames, "source": source}
+                    "min_frames": options.min_frames, "source": source.origin}
         builder = TfdsWriter(
             name=builder_name,
             version=FORMAT_VERSION,
@@ -348,7 +374,7 @@ def write_prepared(
                 "description": "Video clips prepared by vgan-jax (see vgan_jax/data/prepared.py).",
                 "metadata": tfds.core.MetadataDict(metadata),
             },
-            split_examples={split: (lambda split=split: examples(split)) for split in splits},
+            split_examples={split: (lambda s=split: examples(s)) for split in source.splits},
             config=tfds.core.BuilderConfig(name=config_name, version=FORMAT_VERSION),
             data_dir=staging_root,
         )

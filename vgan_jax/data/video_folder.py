@@ -100,25 +100,20 @@ def assign_splits(
     return splits if splits["test"] else {"train": splits["train"]}
 
 
-def write_video_files(
-    name: str,
-    data_dir: str | None,
-    *,
+def video_files_source(
     folder: str,
     split_files: dict[str, list[tuple[str, str]]],
     options: prepared.PrepareOptions,
-    rejected: Sequence[dict[str, str]] = (),
-    extra_options: dict[str, Any] | None = None,
-    log: Callable[[str], None] | None = None,
-) -> prepared.Report:
-    """Decode labelled video files and write them as dataset `name` (video folders and
-    Kinetics): the files are the source, `prepared.write_prepared` does the rest.
+    **fields: Any,
+) -> prepared.Source:
+    """The source of labelled video files (video folders and Kinetics), decoded as read.
 
     Args:
       folder: what the relative paths in `split_files` are relative to.
       split_files: split -> `[(relative path, class name)]`; must include "train".
         The sorted class names are the labels 0, 1, ...
-      The others as for `prepared.write_prepared`.
+      options: the decoding fields (size, frame cap, strictness, workers).
+      **fields: further `prepared.Source` fields (rejected, extra_options).
     """
     import grain  # lazy, as in pipeline.py
 
@@ -140,11 +135,8 @@ def write_video_files(
         read_options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * threads)
         return lambda: grain.MapDataset.source(files).map(decode).to_iter_dataset(read_options)
 
-    return prepared.write_prepared(
-        name, data_dir, {split: videos(files) for split, files in split_files.items()},
-        class_names=classes, source=os.path.abspath(folder), options=options,
-        extra_options=extra_options, rejected=rejected, log=log,
-    )
+    splits = {split: videos(files) for split, files in split_files.items()}
+    return prepared.Source(classes, splits, origin=os.path.abspath(folder), **fields)
 
 
 def prepare_video_folder(
@@ -160,11 +152,9 @@ def prepare_video_folder(
 
     Args:
       source: folder of .mp4/.avi/.webm/.mov/.gif/... files; subfolders are classes.
-      data_dir: root of prepared datasets (None: tfds's default data dir).
       name: the dataset's NAME (letters, digits, '_', '-', '.').
       test_fraction: fraction of each class's files held out as "test" (0: none).
-      log: progress lines (e.g. `print`); None is silent.
-      **options: fields of `prepared.PrepareOptions` (size, max_frames, ...).
+      The others as for `catalog.prepare`.
 
     Returns:
       The report (see `prepared.Report`), also saved as `report.json` in
@@ -178,14 +168,15 @@ def prepare_video_folder(
     # Options first: a typo should fail in a second, not after scanning a folder.
     options = prepared.PrepareOptions(**options)
     assign_splits([], test_fraction)
-    dataset_name = registry.VIDEO_FOLDER_PREFIX + name
     # A folder with no video file at all ends in the engine's PrepareFailed, whose
     # report lists every file as "not a video file (expected one of ...)".
     videos, rejected = scan_folder(source)
     root_class = ROOT_CLASS_NAME if any(cls for _, cls in videos) else name
     files = [(relpath, cls or root_class) for relpath, cls in videos]
-    return write_video_files(
-        dataset_name, data_dir, folder=source, split_files=assign_splits(files, test_fraction),
-        options=options, rejected=rejected,
-        extra_options={"test_fraction": test_fraction}, log=log,
+    video_files = video_files_source(
+        source, assign_splits(files, test_fraction), options, rejected=rejected,
+        extra_options={"test_fraction": test_fraction},
+    )
+    return prepared.write_prepared(
+        registry.VIDEO_FOLDER_PREFIX + name, data_dir, video_files, options, log=log
     )
