@@ -160,13 +160,10 @@ def decode_video(
             else:
                 stopped_early = True
         finally:
-            if process.poll() is None:
-                if stopped_early or sys.exc_info()[0] is not None:
-                    process.kill()
-                process.stdout.close()
-                process.wait()
-            else:
-                process.stdout.close()
+            if process.poll() is None and (stopped_early or sys.exc_info()[0] is not None):
+                process.kill()
+            process.stdout.close()
+            process.wait()
         if process.returncode != 0 and not stopped_early:
             stderr.seek(0)
             lines = stderr.read().decode("utf-8", "replace").strip().splitlines()
