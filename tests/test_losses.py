@@ -45,3 +45,16 @@ def test_r1_of_a_linear_critic_is_its_squared_weight_norm():
 def test_unknown_loss_lists_known_ones():
     with pytest.raises(VganError, match="hinge, non_saturating, wasserstein"):
         losses.get_loss("lsgan")
+
+
+def test_mode_seeking_is_latent_over_video_distance_per_pair():
+    """Pairs (0, 1) and (2, 3): per pair mean|dz| / mean|dG|, averaged; a pair drawing
+    the same video from two latents costs 1 / eps, so collapse is what it punishes."""
+    z = jnp.array([[0.0, 0.0], [2.0, 2.0], [0.0, 0.0], [1.0, 1.0]])
+    videos = jnp.stack([jnp.full((2, 3), v) for v in (0.0, 0.5, 1.0, 0.0)])
+    # pair 0: dz 2, dG 0.5 -> 4; pair 1: dz 1, dG 1 -> 1
+    np.testing.assert_allclose(losses.mode_seeking_loss(videos, z, eps=0.0), 2.5, rtol=1e-6)
+    collapsed = jnp.zeros((2, 2, 3))
+    assert losses.mode_seeking_loss(collapsed, z[:2], eps=1e-5) == pytest.approx(1e5)
+    with pytest.raises(VganError, match="per-device batch must be even"):
+        losses.mode_seeking_loss(videos[:3], z[:3])

@@ -345,7 +345,11 @@ def test_conditional_training_needs_labelled_data_that_fits(tiny_config, tmp_pat
 # --- one step for every model: 1 vs 8 devices, resume --------------------------------
 
 _CASES = {
-    "mocogan_conditional": dict(model__name="mocogan", model__num_classes=10),
+    # MSGAN's term on, with the pairs it needs: batch 16 leaves 2 clips per device on 8.
+    "mocogan_conditional": dict(
+        model__name="mocogan", model__num_classes=10, train__mode_seeking=1.0,
+        train__batch_size=16,
+    ),
     "dvdgan_conditional": dict(model__name="dvdgan", model__num_classes=10, train__loss="hinge"),
     "tgan_svc": dict(
         model__name="tgan",

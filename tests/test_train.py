@@ -357,6 +357,14 @@ def test_workdir_of_another_model_is_refused(tiny_config, tiny_run):
         train(tiny_config(model__width=8), tiny_run)
 
 
+def test_mode_seeking_refuses_an_odd_per_device_batch_before_compiling(tiny_config, tmp_path):
+    """Its clip pairs must not straddle devices: batch 8 on 8 devices is one clip each."""
+    config = tiny_config(train__mode_seeking=1.0, mesh__num_devices=8)
+    with pytest.raises(VganError, match="odd per-device batch; use a multiple of 16"):
+        train(config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
 def test_training_logs_a_small_fvd_every_m_steps(tiny_config, tmp_path, monkeypatch):
     """train.fvd_every wires the FVD hook into the loop (a stand-in detector on I3D's
     sharded-extractor path: the tiny clips have 4 frames, I3D needs 9; test_metrics

@@ -74,6 +74,11 @@ train.r1_every          lazy R1 (StyleGAN2): the penalty runs on steps where
                         1/r1_every of its price (1: every step). The logged
                         `train/r1` is r1_every x the penalty on those steps and 0 on
                         the others, so its mean over a log window is the penalty.
+train.mode_seeking      weight of MSGAN's mode-seeking term in the G loss (Mao et al.
+                        2019; 0: off): against mode collapse, over pairs of clips on
+                        each device (the per-device batch must be even); in a
+                        conditional run a pair shares its class, so every z of a class
+                        must not draw the same clip. Logged as `train/g_mode_seeking`.
 train.g_lr, train.d_lr  Adam learning rates; g_beta1/g_beta2/d_beta1/d_beta2 its betas.
 train.lr_decay_start    fraction of train.steps after which both learning rates decay
                         linearly to 0 at train.steps (1.0: constant). Can change on resume.
@@ -181,6 +186,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.loss = "non_saturating"
     config.train.r1_gamma = 0.0
     config.train.r1_every = 1
+    config.train.mode_seeking = 0.0
     config.train.g_lr = 2e-4
     config.train.d_lr = 2e-4
     config.train.g_beta1 = 0.5

@@ -99,3 +99,33 @@ def lazy_r1(
         lambda x: jnp.zeros((), jnp.float32),
         real,
     )
+
+
+def mode_seeking_loss(videos: jnp.ndarray, z: jnp.ndarray, eps: float = 1e-5) -> jnp.ndarray:
+    """MSGAN's mode-seeking term (Mao et al. 2019), for the generator to minimise.
+
+    Over the adjacent pairs `(2k, 2k + 1)` of the batch: `1 / (d_G / d_z + eps)`, with
+    `d_G` the mean absolute difference of the pair's videos and `d_z` that of their
+    latents, averaged over pairs. It grows when two latents give the same video, so it
+    pushes against mode collapse; the train step gives a pair the same label in a
+    conditional model, which is where collapse happens per class (every z of a class
+    drawing one clip). Per-pair means keep it a mean over the batch, so 1 and N
+    devices agree (pairs never straddle devices: the local batch is even).
+
+    Args:
+      videos: float32 `[batch, T, H, W, C]`, batch even.
+      z: float32 `[batch, latent]`.
+
+    Returns:
+      float32 scalar.
+    """
+    if videos.shape[0] % 2:
+        raise VganError(
+            f"train.mode_seeking pairs clips on each device: the per-device batch must be "
+            f"even, got {videos.shape[0]}; change train.batch_size or the device count"
+        )
+    pairs = videos.reshape(videos.shape[0] // 2, 2, -1)
+    latents = z.reshape(z.shape[0] // 2, 2, -1)
+    video_distance = jnp.mean(jnp.abs(pairs[:, 0] - pairs[:, 1]), axis=1)
+    latent_distance = jnp.mean(jnp.abs(latents[:, 0] - latents[:, 1]), axis=1)
+    return jnp.mean(1.0 / (video_distance / latent_distance + eps))

@@ -70,6 +70,8 @@ class Gan:
     ema_decay: float
     # Lazy R1: the penalty runs every r1_every steps, weighted by r1_every.
     r1_every: int = 1
+    # Weight of MSGAN's mode-seeking term in the G loss (0: off), see losses.mode_seeking_loss.
+    mode_seeking: float = 0.0
     # Augmentation (see vgan_jax.augment): transform names in application order
     # (() = off), the fixed per-transform probability, and ADA's target / speed.
     augment: tuple[str, ...] = ()
@@ -173,6 +175,7 @@ def build_gan(config) -> Gan:
         loss=get_loss(t.loss),
         r1_gamma=float(t.r1_gamma),
         r1_every=int(t.r1_every),
+        mode_seeking=float(t.mode_seeking),
         ema_decay=float(t.ema_decay),
         augment=policy,
         augment_p=float(t.augment_p),

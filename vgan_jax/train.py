@@ -105,6 +105,8 @@ def check_config(config):
     ):
         if config.train[field] < 1:
             raise VganError(f"train.{field} must be >= 1, got {config.train[field]}")
+    if config.train.mode_seeking < 0:
+        raise VganError(f"train.mode_seeking must be >= 0, got {config.train.mode_seeking}")
     if config.train.num_sample_videos < 1:
         raise VganError("train.num_sample_videos must be >= 1")
     for field in ("profile_start_step", "profile_steps"):
@@ -466,6 +468,12 @@ def _setup(config: ml_collections.ConfigDict, workdir: str) -> _Run:
     check_class_labels(config, data_config)
     mesh = make_mesh(config.mesh.num_devices)
     check_batch_size(config.train.batch_size, mesh)
+    if config.train.mode_seeking and (config.train.batch_size // mesh.devices.size) % 2:
+        raise VganError(
+            f"train.mode_seeking pairs clips on each device: train.batch_size="
+            f"{config.train.batch_size} over {mesh.devices.size} devices leaves an odd "
+            f"per-device batch; use a multiple of {2 * mesh.devices.size}"
+        )
     check_fvd_data(config, mesh, data_config)
     with contextlib.ExitStack() as closer:  # what was opened is closed if setup fails
         checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints)

@@ -40,7 +40,7 @@ import optax
 from jax.sharding import Mesh, PartitionSpec
 
 from vgan_jax import augment
-from vgan_jax.losses import lazy_r1
+from vgan_jax.losses import lazy_r1, mode_seeking_loss
 from vgan_jax.models.critics import DROPOUT_RNG, FRAMES_RNG
 from vgan_jax.parallel import DATA_AXIS
 from vgan_jax.state import Gan, TrainState
@@ -161,8 +161,15 @@ def train_step(
     # generated classes follow the data's class frequencies and every batch pits each
     # class's fakes against its reals (no extra randomness: 1 vs N devices stay exact).
     labels = batch.get("label")
-    generator_inputs = gan.generator_inputs(labels, frame_noise)
-    critic_inputs = gan.critic_inputs(labels)
+    fake_labels = labels
+    if gan.mode_seeking and labels is not None:
+        # The mode-seeking term compares pairs (2k, 2k + 1) of one class: clip 2k + 1's
+        # fake takes clip 2k's label (the classes still follow the data's frequencies).
+        fake_labels = jnp.repeat(labels[0::2], 2, axis=0)[: labels.shape[0]]
+    generator_inputs = gan.generator_inputs(fake_labels, frame_noise)
+    critic_inputs = {
+        "real": gan.critic_inputs(labels), "fake": gan.critic_inputs(fake_labels)
+    }
 
     # Augmentation: p is the state's (ADA) or the fixed one; the transforms of the
     # whole global batch are drawn and sliced, like the noise.
@@ -206,7 +213,7 @@ def train_step(
             video = augment.apply_params(video, augment_params[source])
         variables = {"params": d_params, **d_state}
         rngs = {FRAMES_RNG: frames_key, DROPOUT_RNG: dropout_keys[source]}
-        kwargs = dict(batch_axis=axis_name, train=True, rngs=rngs, **critic_inputs)
+        kwargs = dict(batch_axis=axis_name, train=True, rngs=rngs, **critic_inputs[source])
         if update_stats:
             return gan.discriminator.apply(
                 variables, video, update_stats=True, mutable=list(d_state), **kwargs
@@ -254,11 +261,17 @@ def train_step(
         next_augment_p = ada_adjust(augment_p, ada_rt, gan.ada_target, global_batch, gan.ada_kimg)
 
     # --- generator update, against the updated discriminator ------------------
-    def g_adversarial_loss(video):
+    def g_video_loss(video):
         heads, _ = critic(d_params, d_state, video, "fake")
-        return sum(gan.loss.generator(logits) for logits in heads.values())
+        adversarial = sum(gan.loss.generator(logits) for logits in heads.values())
+        mode_seeking = jnp.zeros((), jnp.float32)
+        if gan.mode_seeking:
+            mode_seeking = mode_seeking_loss(video, z)
+        return adversarial + gan.mode_seeking * mode_seeking, (adversarial, mode_seeking)
 
-    g_adv_loss, d_fake_video = jax.value_and_grad(g_adversarial_loss)(fake)
+    (_, (g_adv_loss, g_mode_seeking)), d_fake_video = jax.value_and_grad(
+        g_video_loss, has_aux=True
+    )(fake)
     (g_grads,) = generator_vjp((d_fake_video, jnp.ones((), jnp.float32)))
     g_grads = pmean(g_grads)
     g_updates, g_opt_state = gan.g_optimizer.update(g_grads, state.g_opt_state, state.g_params)
@@ -274,6 +287,7 @@ def train_step(
             d_loss=d_loss,
             g_loss=g_adv_loss + aux_loss,
             g_aux_loss=aux_loss,
+            g_mode_seeking=g_mode_seeking,
             **d_aux,
             d_grad_norm=optax.tree.norm(d_grads),
             g_grad_norm=optax.tree.norm(g_grads),
