@@ -272,8 +272,8 @@ class MultiHeadCritic(Critic):
     `{"video": logits [batch], "image": logits [batch]}`: the image head's logit is
     the mean over `min(image_frames, frames)` frames drawn from the `frames` RNG
     stream (as DVD-GAN's spatial critic sums its frames' scores; one logit per frame,
-    each a sample in the loss, scored FVD@256 323 against 248 for the `default`
-    preset, one run each); with `image_frames=0` there is no image head.
+    each a sample in the loss, scored a worse FVD: README's "Measured"); with
+    `image_frames=0` there is no image head.
 
     The call's arguments: see `Critic`; each judged frame gets its clip's label.
     `time_downsample=False`: the video head halves space only (MoCoGAN's video critic).

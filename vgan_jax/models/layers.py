@@ -175,8 +175,8 @@ def _conv_im2col(
     """Stride-1 convolution with explicit `padding` (zeros, or the edge repeated along
     `edge_padded_axes`) as one matmul over shifted copies.
 
-    XLA:CPU runs 3D convolutions at ~17 GFLOP/s on 2 cores but matmuls at
-    80-100 GFLOP/s, so the convolution is one `jnp.dot`. Along the axes
+    XLA:CPU runs 3D convolutions several times slower than matmuls of the same
+    FLOPs (README's "Measured"), so the convolution is one `jnp.dot`. Along the axes
     `_gathered_axes` picks, the k shifted copies of the input are concatenated on
     the channels first (im2col: K = k * c_in); along the others the matmul emits
     k * c_out channels, one block per tap, and the blocks are summed shifted
@@ -185,7 +185,7 @@ def _conv_im2col(
     decides how big the two intermediates are (and their transposes in the
     backward pass): full im2col of a 32 -> 8 channel 3x3x3 layer writes 27 x 32
     floats per position where gathering along one axis and scattering along two
-    writes 3 x 32 + 9 x 8; measured 3.3x faster for that layer, forward + backward.
+    writes 3 x 32 + 9 x 8, and runs several times faster, forward + backward.
 
     Scattered axes are never padded before the matmul: zero padding would only add
     zero blocks, and an edge-padded position's block is the edge position's block
