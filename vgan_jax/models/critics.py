@@ -258,11 +258,8 @@ class Critic(nn.Module):
         train: bool = False,
         labels: jnp.ndarray | None = None,
     ) -> dict[str, jnp.ndarray]:
+        # Every subclass defines `heads(video, call: CriticCall) -> {name: logits}`.
         return self.heads(video, CriticCall(update_stats, batch_axis, train, labels))
-
-    def heads(self, video: jnp.ndarray, call: CriticCall) -> dict[str, jnp.ndarray]:
-        """The named logits of `video` (see the class docstring)."""
-        raise NotImplementedError
 
 
 class MultiHeadCritic(Critic):
