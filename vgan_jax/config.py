@@ -35,6 +35,9 @@ model.d_minibatch_std_group  samples per minibatch-std group in the critic (0/1:
 model.d_image_frames    frames per clip the per-frame image critic head judges (drawn at
                         random each step; 0: video head only, >= frames: all frames;
                         dvdgan: k of its spatial critic, >= 1).
+model.d_image_stem      channels of a stride-1 3x3 convolution the image head applies at
+                        full resolution before downsampling (0: none): per-pixel texture
+                        (isolated dots against strokes) reaches its features.
 model.d_dropout         dropout rate in the critic, before its dense logit, in training
                         steps only (0: off); masks are per sample, device-count invariant.
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
@@ -159,6 +162,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.d_minibatch_std_group = 4
     config.model.d_image_frames = 8
     config.model.d_dropout = 0.0
+    config.model.d_image_stem = 0
     config.model.mask_l1_weight = 0.1
     config.model.motion_dim = 10
     config.model.num_classes = 0

@@ -112,6 +112,7 @@ class CriticTrunk(nn.Module):
     remat: str = "none"
     time_downsample: bool = True
     num_classes: int = 0
+    stem: int = 0
 
     @nn.compact
     def __call__(
@@ -125,6 +126,13 @@ class CriticTrunk(nn.Module):
         channels = self.width
         if self.dtype is not None:
             x = x.astype(self.dtype)  # before space-to-depth: half the bytes moved
+        if self.stem:
+            # A stride-1 3x3 conv at the input's resolution, before any space-to-depth:
+            # pixel-level texture (isolated dots against strokes) reaches the features.
+            x = MaybeSpectralConv(self.stem, (3,) * (x.ndim - 2), self.spectral_norm, self.dtype)(
+                x, update_stats
+            )
+            x = nn.leaky_relu(x, 0.2)
         for _ in range(self.num_downsamples):
             factors = [2] * (x.ndim - 2)
             if self.time_axis and (x.shape[1] % 2 or not self.time_downsample):
@@ -177,6 +185,7 @@ def trunk_like(
     num_downsamples: int,
     name: str,
     time_downsample: bool = True,
+    stem: int = 0,
 ) -> CriticTrunk:
     """A `CriticTrunk` with `owner`'s fields `width, spectral_norm,
     minibatch_std_group, dropout, dtype, remat, num_classes` (every multi-head critic
@@ -192,6 +201,7 @@ def trunk_like(
         remat=owner.remat,
         time_downsample=time_downsample,
         num_classes=owner.num_classes,
+        stem=stem,
         name=name,
     )
 
@@ -278,6 +288,7 @@ class MultiHeadCritic(Critic):
 
     image_frames: int = 0
     time_downsample: bool = True
+    image_stem: int = 0
 
     def heads(self, video: jnp.ndarray, call: CriticCall) -> dict[str, jnp.ndarray]:
         video_head = trunk_like(
@@ -286,7 +297,12 @@ class MultiHeadCritic(Critic):
         heads = {"video": video_head(video, *call)}
         if self.image_frames:
             image_head = trunk_like(
-                self, False, self.num_downsamples, "image", time_downsample=self.time_downsample
+                self,
+                False,
+                self.num_downsamples,
+                "image",
+                time_downsample=self.time_downsample,
+                stem=self.image_stem,
             )
             per_frame, _ = judge_frames(
                 image_head, self.make_rng(FRAMES_RNG), video, self.image_frames, call
