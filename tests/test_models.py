@@ -290,3 +290,22 @@ def test_dcgan_output_blur_blurs_the_pre_tanh_frames():
     np.testing.assert_allclose(
         blurred.apply(variables, z), jnp.tanh(blur_space(pre_tanh)), atol=2e-5
     )
+
+
+def test_image_stem_is_a_full_resolution_conv_in_the_image_head_only():
+    """`d_image_stem`: the image head's first layer is a stride-1 3x3 conv (its output
+    keeps the frame's size), the video head is unchanged, one logit per clip each."""
+    shape = VideoShape(4, 16, 1)
+    pair = build_models(_model_config("dcgan", d_image_frames=2, d_image_stem=5), shape)
+    videos = jax.random.uniform(jax.random.PRNGKey(0), (2, *shape.as_array_shape()), minval=-1)
+    rngs = {"params": jax.random.PRNGKey(1), FRAMES_RNG: jax.random.PRNGKey(2)}
+    variables = pair.discriminator.init(rngs, videos)
+    params = variables["params"]
+    assert params["image"]["stem"]["SameConv_0"]["kernel"].shape == (3, 3, 1, 5)
+    assert "stem" not in params["video"]
+    heads, inter = pair.discriminator.apply(
+        variables, videos, rngs=rngs, capture_intermediates=True, mutable=["intermediates"]
+    )
+    stem_out = inter["intermediates"]["image"]["stem"]["__call__"][0]
+    assert stem_out.shape == (2 * 2, 16, 16, 5)  # 2 clips x 2 frames, full resolution
+    assert {h: v.shape for h, v in heads.items()} == {"video": (2,), "image": (2,)}

@@ -63,11 +63,15 @@ def _history(gan, config, devices, steps):
 
 
 # Every feature of the `default` model on: synchronised BatchNorm in G, minibatch-std
-# over the global batch and spectral norm in D, the per-frame image head, R1. With 8
+# over the global batch and spectral norm in D, the per-frame image head (with its
+# full-resolution stem), R1. With 8
 # devices and a global batch of 8 each device holds one clip, so any per-device group
 # or statistic would show.
 _ALL_FEATURES = dict(
-    train__r1_gamma=1.0, model__d_minibatch_std_group=4, model__d_image_frames=2
+    train__r1_gamma=1.0,
+    model__d_minibatch_std_group=4,
+    model__d_image_frames=2,
+    model__d_image_stem=4,
 )
 
 

@@ -100,6 +100,10 @@ class CriticTrunk(nn.Module):
     `time_downsample=False` never halves time (MoCoGAN's video critic: stride (1, 2, 2)).
     `num_classes` > 0: a projection head (Miyato & Koyama 2018) adds
     `<embed(labels), sum-pooled last features>` to the logit; `labels` int32 `[batch]`.
+    `stem` > 0: first a stride-1 3x3(x3) convolution with `stem` channels (+ LeakyReLU)
+    at the input's resolution (param `stem`): space-to-depth alone hands the first
+    conv 2x2 blocks, and a trained critic without it scored dithered real frames as
+    real as clean ones.
     """
 
     width: int
@@ -129,9 +133,9 @@ class CriticTrunk(nn.Module):
         if self.stem:
             # A stride-1 3x3 conv at the input's resolution, before any space-to-depth:
             # pixel-level texture (isolated dots against strokes) reaches the features.
-            x = MaybeSpectralConv(self.stem, (3,) * (x.ndim - 2), self.spectral_norm, self.dtype)(
-                x, update_stats
-            )
+            x = MaybeSpectralConv(
+                self.stem, (3,) * (x.ndim - 2), self.spectral_norm, self.dtype, name="stem"
+            )(x, update_stats)
             x = nn.leaky_relu(x, 0.2)
         for _ in range(self.num_downsamples):
             factors = [2] * (x.ndim - 2)
@@ -284,6 +288,9 @@ class MultiHeadCritic(Critic):
 
     The call's arguments: see `Critic`; each judged frame gets its clip's label.
     `time_downsample=False`: the video head halves space only (MoCoGAN's video critic).
+    `image_stem` > 0: the image head starts with a full-resolution 3x3 convolution of
+    that many channels (`CriticTrunk.stem`; cheap in 2D, where the video head's 3D
+    one would cost most of the critic).
     """
 
     image_frames: int = 0
