@@ -37,7 +37,8 @@ model.d_image_frames    frames per clip the per-frame image critic head judges (
                         dvdgan: k of its spatial critic, >= 1).
 model.d_image_stem      channels of a stride-1 3x3 convolution the image head applies at
                         full resolution before downsampling (0: none): per-pixel texture
-                        (isolated dots against strokes) reaches its features.
+                        (isolated dots against strokes) reaches its features. The
+                        MultiHeadCritic models only (dvdgan's spatial critic has none).
 model.d_dropout         dropout rate in the critic, before its dense logit, in training
                         steps only (0: off); masks are per sample, device-count invariant.
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.

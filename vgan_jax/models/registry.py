@@ -87,7 +87,9 @@ def critic_fields(model_config) -> dict:
 
 
 def _discriminator(model_config) -> MultiHeadCritic:
-    return MultiHeadCritic(**critic_fields(model_config), image_frames=model_config.d_image_frames,
+    return MultiHeadCritic(
+        **critic_fields(model_config),
+        image_frames=model_config.d_image_frames,
         image_stem=model_config.d_image_stem,
     )
 
