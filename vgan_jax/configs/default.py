@@ -12,9 +12,9 @@ paid for with 2,800 steps instead of 3,000). A small batch at a raised
 learning rate: on 2 CPU cores more, smaller updates cost about the same time as
 fewer large ones. R1 on real clips (gamma 4; 0.25 and 1 scored worse), lazily every
 4th step at 4x the weight: the critic is small, so the double backward costs little.
-Each choice was kept because it lowered FVD@256; README's "Measured" has the run time and the
-scores (figures live there and in the benchmarks, not here, so they can't go
-stale). Use the `gpu` preset for 64x64.
+Each choice was kept because it lowered FVD@256; README's "Measured" has the run
+time and the scores (figures live there and in the benchmarks, not here, so they
+can't go stale). Use the `gpu` preset for 64x64.
 """
 
 from vgan_jax.config import base_config
