@@ -288,7 +288,7 @@ def test_dvdgan_conv_gru_carries_a_float32_state_in_bfloat16():
 # --- conditioning --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["dcgan", "vgan", "tgan", "mocogan", "dvdgan"])
+@pytest.mark.parametrize("name", ["dcgan", "vgan", "tgan", "mocogan", "dvdgan", "layered"])
 def test_changing_only_the_label_changes_the_sample(name):
     pair = build_models(_model_config(name, num_classes=10), VideoShape(4, 16, 1))
     assert pair.num_classes == 10
@@ -330,7 +330,7 @@ def test_label_checks_are_one_line_errors():
         check_labels(build_gan(config), 3, 2)
     assert check_labels(build_gan(config), None, 2) is None
     # Lengths: only recurrent models change them.
-    with pytest.raises(VganError, match="makes exactly the 4 frames.*only mocogan and dvdgan"):
+    with pytest.raises(VganError, match="exactly the 4 frames.*only mocogan, dvdgan and layered"):
         check_frames(build_gan(config), 8)
     config.model.name = "mocogan"
     assert check_frames(build_gan(config), 48) == 48
@@ -351,6 +351,9 @@ _CASES = {
         train__batch_size=16,
     ),
     "dvdgan_conditional": dict(model__name="dvdgan", model__num_classes=10, train__loss="hinge"),
+    # Per-frame noise drives the layers' motion; the placement and compositing run
+    # on the device's own clips (no cross-batch state but the BatchNorm).
+    "layered_conditional": dict(model__name="layered", model__num_classes=10),
     "tgan_svc": dict(
         model__name="tgan",
         model__d_spectral_norm=False,
@@ -391,7 +394,7 @@ def test_one_and_eight_devices_agree(tiny_config, case):
     assert one_metrics["nonfinite"] == 0
 
 
-@pytest.mark.parametrize("case", ["mocogan_conditional", "tgan_svc"])
+@pytest.mark.parametrize("case", ["mocogan_conditional", "tgan_svc", "layered_conditional"])
 def test_resume_continues_the_same_numbers(tiny_config, tmp_path, case):
     """Interrupted at step 2 and resumed, a run ends where a straight one does: the
     per-frame noise and the clipping schedule (every 3 steps: step 3 clips after the

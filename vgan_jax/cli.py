@@ -75,7 +75,7 @@ def _add_sample(subparsers) -> None:
         type=int,
         default=None,
         help="frames per video (default: the trained length); recurrent models (mocogan, "
-        "dvdgan) unroll past the length they were trained with",
+        "dvdgan, layered) unroll past the length they were trained with",
     )
     p.add_argument(
         "--interpolate_to",

@@ -166,6 +166,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.d_image_stem = 0
     config.model.mask_l1_weight = 0.1
     config.model.motion_dim = 10
+    config.model.num_layers = 2
     config.model.num_classes = 0
     config.model.remat = "none"
 

@@ -8,10 +8,10 @@ BatchNorm statistics recomputed for the EMA weights (`make_standing_statistics_f
 
 What a generator takes besides z (`sampling_inputs`): class labels for a
 conditional run (given, or `i % num_classes` for sample `i`, so a grid shows every
-class), and per-frame noise for MoCoGAN, drawn frame by frame (frame `t` of seed `s`
+class), and per-frame noise (MoCoGAN, layered), drawn frame by frame (frame `t` of seed `s`
 is `normal(fold_in(fold_in(PRNGKey(s), 1), t), [num, dim])`), so a longer video of
 the same seed starts with the shorter one. Recurrent models (`Gan.variable_length`:
-mocogan, dvdgan) can be sampled at any number of frames (`frames=48`); the others
+mocogan, dvdgan, layered) can be sampled at any number of frames (`frames=48`); the others
 make exactly the trained length and say so.
 """
 
@@ -103,7 +103,7 @@ def check_frames(gan: Gan, frames: int | None, model_name: str = "this model") -
     if not gan.variable_length:
         raise VganError(
             f"{model_name} makes exactly the {trained} frames it was trained with (it is "
-            f"not recurrent); only mocogan and dvdgan unroll to other lengths"
+            f"not recurrent); only mocogan, dvdgan and layered unroll to other lengths"
         )
     return frames
 
@@ -261,7 +261,7 @@ def sample(
     `labels`: for a class-conditional run, one class for every video or one per video
     (None: video `i` gets class `i % num_classes`); an unconditional run or a label
     outside `[0, num_classes)` is a `VganError`. `frames`: T (None: the trained length;
-    recurrent models, mocogan and dvdgan, unroll to any length, the others raise
+    recurrent models, mocogan, dvdgan and layered, unroll to any length, the others raise
     `VganError`).
     """
     if num < 1:

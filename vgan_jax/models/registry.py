@@ -19,6 +19,7 @@ from vgan_jax.models.conditioning import LabelConcatGenerator
 from vgan_jax.models.critics import MultiHeadCritic
 from vgan_jax.models.dcgan import DCGANGenerator, plan_upsampling
 from vgan_jax.models.dvdgan import DVDGANCritic, DVDGANGenerator
+from vgan_jax.models.layered import LayeredGenerator
 from vgan_jax.models.layers import GENERATOR_NORMS, REMAT_MODES, UPSAMPLING_MODES
 from vgan_jax.models.mocogan import MoCoGANGenerator
 from vgan_jax.models.tgan import TGANGenerator
@@ -193,12 +194,33 @@ def _build_dvdgan(model_config, shape: VideoShape) -> ModelPair:
     )
 
 
+def _build_layered(model_config, shape: VideoShape) -> ModelPair:
+    kwargs = _generator_kwargs(model_config, shape)
+    del kwargs["time_padding"]  # 2D generators only
+    generator = LayeredGenerator(
+        **kwargs,
+        latent_dim=model_config.latent_dim,
+        num_layers=model_config.num_layers,
+        motion_dim=model_config.motion_dim,
+        num_classes=model_config.num_classes,
+    )
+    return ModelPair(
+        generator,
+        _discriminator(model_config),
+        model_config.num_layers * model_config.latent_dim + model_config.motion_dim,
+        num_classes=model_config.num_classes,
+        frame_noise_dim=model_config.motion_dim,
+        variable_length=True,
+    )
+
+
 _BUILDERS: dict[str, Callable[..., ModelPair]] = {
     "dcgan": _build_dcgan,
     "vgan": _build_vgan,
     "tgan": _build_tgan,
     "mocogan": _build_mocogan,
     "dvdgan": _build_dvdgan,
+    "layered": _build_layered,
 }
 
 
