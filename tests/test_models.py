@@ -309,3 +309,25 @@ def test_image_stem_is_a_full_resolution_conv_in_the_image_head_only():
     stem_out = inter["intermediates"]["image"]["stem"]["__call__"][0]
     assert stem_out.shape == (2 * 2, 16, 16, 5)  # 2 clips x 2 frames, full resolution
     assert {h: v.shape for h, v in heads.items()} == {"video": (2,), "image": (2,)}
+
+
+def test_image_width_widens_the_image_head_only():
+    """`d_image_width`: the image head's stages start at that many channels (doubling
+    as the video head's do), the video head keeps `d_width`."""
+    shape = VideoShape(4, 16, 1)
+    config = _model_config("dcgan", d_image_frames=2, d_width=4, d_image_width=6)
+    pair = build_models(config, shape)
+    videos = jax.random.uniform(jax.random.PRNGKey(0), (2, *shape.as_array_shape()), minval=-1)
+    rngs = {"params": jax.random.PRNGKey(1), FRAMES_RNG: jax.random.PRNGKey(2)}
+    params = pair.discriminator.init(rngs, videos)["params"]
+
+    def first_stages(head):
+        kernels = [
+            jax.tree.leaves(params[head][f"Downsample_{i}"])[-1] for i in range(2)
+        ]  # each stage's conv kernel [2, 2, c_in, c_out] (its bias sorts first)
+        return [k.shape[-1] for k in kernels]
+
+    assert first_stages("video") == [4, 8]
+    assert first_stages("image") == [6, 12]
+    with pytest.raises(VganError, match="d_image_width must be >= 0"):
+        build_models(_model_config("dcgan", d_image_width=-1), shape)

@@ -39,12 +39,18 @@ model.d_image_stem      channels of a stride-1 3x3 convolution the image head ap
                         full resolution before downsampling (0: none): per-pixel texture
                         (isolated dots against strokes) reaches its features. The
                         MultiHeadCritic models only (dvdgan's spatial critic has none).
+model.d_image_width     the image head's first-stage channels (0: the critic's width,
+                        model.d_width): a 2D head is cheap next to the 3D video head, so
+                        it can afford to be wider. MultiHeadCritic models only.
 model.d_dropout         dropout rate in the critic, before its dense logit, in training
                         steps only (0: off); masks are per sample, device-count invariant.
 model.mask_l1_weight    VGAN only: weight of the L1 penalty on the foreground mask.
-model.motion_dim        MoCoGAN only: size of the motion code, the GRU state and its
-                        per-frame noise (the official code's dim_z_motion, 10); z is
-                        [content (latent_dim); GRU initial state (motion_dim)].
+model.motion_dim        MoCoGAN and layered: size of the motion code, the GRU state and
+                        its per-frame noise (the official code's dim_z_motion, 10); z is
+                        [content (latent_dim, per layer for layered); GRU initial state
+                        (motion_dim)].
+model.num_layers        layered only: object layers, each drawn once per clip and moved
+                        over a static background (2: Moving MNIST's two digits).
 model.num_classes       0: unconditional. > 0: class-conditional on the data's labels
                         (in [0, num_classes)): the generator takes a label (an embedding
                         concatenated to z; MoCoGAN a one-hot code; DVD-GAN conditional
@@ -164,6 +170,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.d_image_frames = 8
     config.model.d_dropout = 0.0
     config.model.d_image_stem = 0
+    config.model.d_image_width = 0
     config.model.mask_l1_weight = 0.1
     config.model.motion_dim = 10
     config.model.num_layers = 2

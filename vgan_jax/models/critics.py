@@ -190,12 +190,13 @@ def trunk_like(
     name: str,
     time_downsample: bool = True,
     stem: int = 0,
+    width: int = 0,
 ) -> CriticTrunk:
-    """A `CriticTrunk` with `owner`'s fields `width, spectral_norm,
-    minibatch_std_group, dropout, dtype, remat, num_classes` (every multi-head critic
-    has them), named `name` inside `owner`'s compact method."""
+    """A `CriticTrunk` with `owner`'s fields `width` (unless `width` > 0 is given),
+    `spectral_norm, minibatch_std_group, dropout, dtype, remat, num_classes` (every
+    multi-head critic has them), named `name` inside `owner`'s compact method."""
     return CriticTrunk(
-        owner.width,
+        width or owner.width,
         num_downsamples,
         owner.spectral_norm,
         owner.minibatch_std_group,
@@ -290,12 +291,15 @@ class MultiHeadCritic(Critic):
     `time_downsample=False`: the video head halves space only (MoCoGAN's video critic).
     `image_stem` > 0: the image head starts with a full-resolution 3x3 convolution of
     that many channels (`CriticTrunk.stem`; cheap in 2D, where the video head's 3D
-    one would cost most of the critic).
+    one would cost most of the critic). `image_width` > 0: the image head's first-stage
+    channels (0: `width`, as the video head's): a 2D head costs a fraction of the 3D
+    one, so it can be the wider of the two.
     """
 
     image_frames: int = 0
     time_downsample: bool = True
     image_stem: int = 0
+    image_width: int = 0
 
     def heads(self, video: jnp.ndarray, call: CriticCall) -> dict[str, jnp.ndarray]:
         video_head = trunk_like(
@@ -310,6 +314,7 @@ class MultiHeadCritic(Critic):
                 "image",
                 time_downsample=self.time_downsample,
                 stem=self.image_stem,
+                width=self.image_width,
             )
             per_frame, _ = judge_frames(
                 image_head, self.make_rng(FRAMES_RNG), video, self.image_frames, call

@@ -92,6 +92,7 @@ def _discriminator(model_config) -> MultiHeadCritic:
         **critic_fields(model_config),
         image_frames=model_config.d_image_frames,
         image_stem=model_config.d_image_stem,
+        image_width=model_config.d_image_width,
     )
 
 
@@ -305,6 +306,13 @@ def check_model_config(model_config, shape: VideoShape) -> None:
         )
     if model_config.d_width < 0:
         raise VganError(f"model.d_width must be >= 0 (0: model.width), got {model_config.d_width}")
+    if model_config.d_image_width < 0:
+        raise VganError(
+            f"model.d_image_width must be >= 0 (0: the critic's width), got "
+            f"{model_config.d_image_width}"
+        )
+    if model_config.num_layers < 1:
+        raise VganError(f"model.num_layers must be >= 1, got {model_config.num_layers}")
     if shape.channels not in (1, 3):
         raise VganError(f"data.channels must be 1 or 3, got {shape.channels}")
     plan_upsampling(shape.frames, shape.size, model_config.num_upsamples)
