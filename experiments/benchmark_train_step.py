@@ -254,6 +254,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS: dict[str, dict] = {
     "dcgan": dict(
         overrides=(
+            "model.name=dcgan",
             "data.resolution=64",
             f"train.batch_size={PEER_BATCH}",
             "model.d_image_frames=0",

@@ -1,20 +1,21 @@
 """`default`: Moving MNIST sized for a 2-core CPU (`make train`).
 
-32x32 frames (the 64x64 clips block-averaged 2x), 16 frames per clip. A DCGAN
-generator with resize upsampling, edge padding in time and a small full-resolution
-output convolution; a narrower critic (width 16 against the generator's 64: the
-critic costs most of the step's FLOPs, so moving width from it to the generator
-keeps the step's cost and gives the generator the capacity) with a video head and a
+32x32 frames (the 64x64 clips block-averaged 2x), 16 frames per clip. The `layered`
+generator: two object layers, each drawn once per clip by a 2D DCGAN generator
+(width 64) and moved by MoCoGAN-style GRU motion codes as integrated velocities that
+reflect at the frame's edges, over a static background. A digit then keeps its
+shape in every frame and the image generator draws one centred digit per layer, where
+the 3D `dcgan` generator (this preset's model before) drew speckled strokes that
+drifted across the frames. The critic: a narrow video head (width 16) and a
 per-frame image head on random frames of each clip, which starts with a
 full-resolution 3x3 convolution (`d_image_stem`: without it the critic's first conv
-sees 2x2 blocks and lets the generator speckle; it costs ~8% of the step's FLOPs,
-paid for with 2,800 steps instead of 3,000). A small batch at a raised
-learning rate: on 2 CPU cores more, smaller updates cost about the same time as
-fewer large ones. R1 on real clips (gamma 4; 0.25 and 1 scored worse), lazily every
-4th step at 4x the weight: the critic is small, so the double backward costs little.
-Each choice was kept because it lowered FVD@256; README's "Measured" has the run
-time and the scores (figures live there and in the benchmarks, not here, so they
-can't go stale). Use the `gpu` preset for 64x64.
+sees 2x2 blocks and lets a generator speckle). A small batch at a raised learning
+rate (on 2 CPU cores more, smaller updates cost about the same time as fewer large
+ones); R1 on real clips (gamma 4), lazily every 4th step at 4x the weight. A wider
+critic, a wider image head and 4,000 steps scored no better (README's "Measured" has
+the runs, their scores and the run time; figures live there and in the benchmarks,
+not here, so they can't go stale). `--config.model.name=dcgan` trains the 3D DCGAN
+with the same critic and optimiser. Use the `gpu` preset for 64x64.
 """
 
 from vgan_jax.config import base_config
@@ -22,12 +23,13 @@ from vgan_jax.config import base_config
 
 def get_config():
     config = base_config()
-    config.model.name = "dcgan"
+    config.model.name = "layered"
+    config.model.num_layers = 2
     config.model.width = 64
     config.model.d_width = 16
     config.model.d_image_frames = 8
     config.model.d_image_stem = 16
-    config.model.g_output_conv = 8
+    config.model.g_output_conv = 8  # dcgan only (`--config.model.name=dcgan`)
     config.data.resolution = 32
     config.data.frames = 16
     config.train.steps = 2800
