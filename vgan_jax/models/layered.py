@@ -77,8 +77,8 @@ def placement_matrix(offset: jnp.ndarray, size: int) -> jnp.ndarray:
 class LayeredGenerator(nn.Module):
     """Call: `z` float32 `[batch, num_layers * latent_dim + motion_dim]`, `frame_noise`
     float32 `[batch, frames, motion_dim]`, `labels` int32 `[batch]` (only with
-    `num_classes > 0`: a one-hot code beside every layer's content code and the
-    background's) -> video float32 `[batch, frames, size,
+    `num_classes > 0`: a learned label embedding beside every layer's content code
+    and the background's) -> video float32 `[batch, frames, size,
     size, channels]` in [-1, 1]. `frames` may be changed at sampling
     (`clone(frames=...)`): the GRU is causal and no parameter depends on it.
 
@@ -134,13 +134,20 @@ class LayeredGenerator(nn.Module):
         if self.num_classes:
             if labels is None:
                 raise ValueError("a conditional layered generator needs labels")
-            # MoCoGAN's categorical code: a one-hot label beside every content code.
-            one_hot = nn.one_hot(labels, self.num_classes, dtype=z.dtype)
+            # A learned embedding beside every content code, on z's scale (N(0, 1) init,
+            # as `conditioning.LabelConcatGenerator`'s): a 10-d one-hot code beside 100
+            # noise dimensions (MoCoGAN's z_A) was ignored in a one-digit run.
+            embedding = nn.Embed(
+                self.num_classes,
+                self.latent_dim,
+                embedding_init=nn.initializers.normal(1.0),
+                name="label_embedding",
+            )(labels)
             codes = jnp.concatenate(
-                [codes, jnp.broadcast_to(one_hot[:, None], (batch, layers, self.num_classes))],
+                [codes, jnp.broadcast_to(embedding[:, None], (batch, layers, self.latent_dim))],
                 axis=-1,
             )
-            background_code = jnp.concatenate([z, one_hot], axis=-1)
+            background_code = jnp.concatenate([z, embedding], axis=-1)
         codes = codes.reshape(batch * layers, -1)
         # Appearance and coverage of each layer: colour in [-1, 1], alpha in [0, 1].
         drawn = self.image_generator(self.channels + 1, "sprites")(codes, train)
