@@ -88,7 +88,7 @@ def no_compilation(monkeypatch):
     [
         (
             ["--config.model.name=stylegan9"],
-            "unknown model 'stylegan9'; known models: dcgan, dvdgan, mocogan, tgan, vgan",
+            "unknown model 'stylegan9'; known models: dcgan, dvdgan, layered, mocogan, tgan, vgan",
         ),
         (["--config.data.name=imagenet"], "unknown dataset 'imagenet'; known datasets: "),
         (["--config.train.loss=lsgan"], "unknown loss 'lsgan'; known losses: "),
