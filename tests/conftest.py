@@ -3,8 +3,15 @@
 import os
 import tempfile
 
+# The suite's time is almost all XLA:CPU compilation of tiny programs. LLVM at
+# optimisation level 0 and the classic (non-MLIR) fusion emitters compile the `tiny`
+# train step on 8 devices in 3.1 s instead of 10.6 s, and at these sizes the
+# programs run no slower that matters; every test compares programs compiled alike.
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=8"
+    + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    + " --xla_cpu_use_fusion_emitters=false"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -53,3 +60,4 @@ def tiny_run(tiny_config, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("tiny_run"))
     train(tiny_config(), workdir)
     return workdir
+

@@ -123,7 +123,9 @@ def run_fvd(config, spec: dict) -> dict:
 def main() -> None:
     port, process_id, out_path, spec_json = sys.argv[1:]
     spec = json.loads(spec_json)
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    ).strip()
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax
 

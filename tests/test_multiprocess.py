@@ -28,7 +28,12 @@ def _free_port() -> int:
 def _start(spec: dict, out_dir: str, name: str) -> list[tuple[subprocess.Popen, str, str]]:
     """Both processes of one job; output goes to files (a full pipe would block a worker)."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    # The worker sets its own device count; the suite's compile-speed flags carry over.
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = " ".join(
+        flag for flag in env.get("XLA_FLAGS", "").split()
+        if not flag.startswith("--xla_force_host_platform_device_count")
+    )
     procs = []
     for pid in (0, 1):
         out = os.path.join(out_dir, f"{name}_p{pid}.json")
@@ -190,5 +195,7 @@ def test_training_fvd_on_two_processes_equals_one_process(
     print(f"FVD 1 process {one['fvd']!r}, 2 processes {two[0]['fvd']!r}")
     assert two[0] == two[1]  # every process holds the same result
     assert two[0]["fvd"] == two[0]["fvd_again"]  # real statistics kept, not re-drawn
-    np.testing.assert_allclose(two[0]["fvd"], one["fvd"], rtol=1e-6)
-    np.testing.assert_allclose(two[0]["kvd"], one["kvd"], rtol=1e-5, atol=1e-9)
+    # Features of 2 processes are float32 sums in another order than 1 process's; on 24
+    # clips the covariance is rank-deficient and FVD's sqrtm amplifies that to ~2e-5.
+    np.testing.assert_allclose(two[0]["fvd"], one["fvd"], rtol=1e-4)
+    np.testing.assert_allclose(two[0]["kvd"], one["kvd"], rtol=1e-4, atol=1e-9)

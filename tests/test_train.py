@@ -75,11 +75,13 @@ _ALL_FEATURES = dict(
 )
 
 
-@pytest.mark.parametrize("model", ["dcgan", "vgan"])
+@pytest.mark.parametrize("model", ["vgan"])
 def test_one_and_eight_devices_give_the_same_gradients(tiny_config, model):
     """With SGD a parameter change is lr * gradient, so equal parameters after one and
     two steps on 1 and 8 devices mean equal gradients of both networks (the second
-    step's D sees a G that moved, and vice versa)."""
+    step's D sees a G that moved, and vice versa). `dcgan`'s is
+    test_one_and_eight_devices_agree_with_augmentation_ada_and_dropout (the same check
+    with every feature on); the zoo's models are in test_model_zoo."""
     config = tiny_config(model__name=model, **_ALL_FEATURES)
     gan = dataclasses.replace(
         build_gan(config), g_optimizer=optax.sgd(0.1), d_optimizer=optax.sgd(0.1)
@@ -136,27 +138,6 @@ def test_lazy_r1_runs_every_n_steps_at_n_times_the_weight(tiny_config):
             _assert_trees_close(getattr(state, part), getattr(expected, part), rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(metrics["d_loss"], expected_metrics["d_loss"], rtol=1e-5)
         assert (float(metrics["r1"]) > 0) == (step == 0)
-
-
-def test_resume_continues_the_same_numbers(tiny_config, tmp_path):
-    config = tiny_config(
-        train__steps=6, train__checkpoint_every=3, mesh__num_devices=2, **_ALL_FEATURES
-    )
-    straight = train(config, str(tmp_path / "straight"))
-    interrupted = tmp_path / "interrupted"
-    config.train.steps = 3
-    first = train(config, str(interrupted))
-    assert first.step == 3
-    config.train.steps = 6
-    resumed = train(config, str(interrupted))
-    assert resumed.step == 6
-    for name in ("d_loss", "g_loss", "d_real_video", "d_fake_image"):
-        np.testing.assert_allclose(resumed.metrics[name], straight.metrics[name], rtol=1e-5)
-    gan = build_gan(config)
-    abstract = abstract_train_state(gan, mesh=make_mesh(1))
-    a = Checkpointer(str(tmp_path / "straight")).restore(abstract)
-    b = Checkpointer(str(interrupted)).restore(abstract)
-    _assert_trees_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_checkpoint_saved_on_eight_devices_restores_on_one(tiny_config, tiny_run):
