@@ -60,4 +60,3 @@ def tiny_run(tiny_config, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("tiny_run"))
     train(tiny_config(), workdir)
     return workdir
-
