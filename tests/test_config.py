@@ -24,7 +24,7 @@ def test_presets_ship_inside_the_package():
     import vgan_jax
 
     assert PRESETS_DIR.startswith(vgan_jax.__path__[0])
-    assert {"default", "tiny", "gpu"} <= set(known_presets())
+    assert {"default", "tiny", "gpu", "conditional"} <= set(known_presets())
     for name in known_presets():
         assert load_config(name).is_locked
 

@@ -15,6 +15,7 @@ from vgan_jax.checkpoint import Checkpointer
 from vgan_jax.config import base_config
 from vgan_jax.errors import VganError
 from vgan_jax.models import VideoShape, build_models
+from vgan_jax.models.conditioning import CLASS_LOSSES, AuxiliaryClassifier
 from vgan_jax.models.critics import FRAMES_RNG
 from vgan_jax.models.dvdgan import ConvGRU, ConvGRUCell, average_pool_space
 from vgan_jax.parallel import global_batch, make_mesh
@@ -340,6 +341,25 @@ def test_conditional_training_needs_labelled_data_that_fits(tiny_config, tmp_pat
     config = tiny_config(model__num_classes=5)  # Moving MNIST has 10 classes
     with pytest.raises(VganError, match="has 10 classes but model.num_classes is 5"):
         train(config, str(tmp_path / "run"))
+    config = tiny_config(train__class_loss=1.0)
+    with pytest.raises(VganError, match="train.class_loss needs a conditional run"):
+        train(config, str(tmp_path / "run"))
+
+
+def test_auxiliary_classifier_sows_its_cross_entropy():
+    """AC-GAN's classifier: its logits' mean cross-entropy against the labels is sown
+    for train.class_loss (and nothing is sown at init: it is no state)."""
+    features = jax.random.normal(jax.random.PRNGKey(0), (6, 5))
+    labels = jnp.array([0, 1, 2, 3, 1, 0], jnp.int32)
+    head = AuxiliaryClassifier(4)
+    variables = head.init(jax.random.PRNGKey(1), features, labels)
+    assert set(variables) == {"params"}
+    logits, sown = head.apply(variables, features, labels, mutable=[CLASS_LOSSES])
+    kernel = variables["params"]["classifier"]
+    np.testing.assert_allclose(logits, features @ kernel["kernel"] + kernel["bias"], rtol=1e-5)
+    expected = -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(6), labels])
+    (cross_entropy,) = jax.tree.leaves(sown)
+    np.testing.assert_allclose(cross_entropy, expected, rtol=1e-5)
 
 
 # --- one step for every model: 1 vs 8 devices, resume --------------------------------
@@ -350,10 +370,15 @@ _CASES = {
         model__name="mocogan", model__num_classes=10, train__mode_seeking=1.0,
         train__batch_size=16,
     ),
-    "dvdgan_conditional": dict(model__name="dvdgan", model__num_classes=10, train__loss="hinge"),
+    # AC-GAN's classification term on both (a loss every critic head sows).
+    "dvdgan_conditional": dict(
+        model__name="dvdgan", model__num_classes=10, train__loss="hinge", train__class_loss=1.0
+    ),
     # Per-frame noise drives the layers' motion; the placement and compositing run
     # on the device's own clips (no cross-batch state but the BatchNorm).
-    "layered_conditional": dict(model__name="layered", model__num_classes=10),
+    "layered_conditional": dict(
+        model__name="layered", model__num_classes=10, train__class_loss=1.0
+    ),
     "tgan_svc": dict(
         model__name="tgan",
         model__d_spectral_norm=False,

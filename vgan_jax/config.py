@@ -89,6 +89,12 @@ train.mode_seeking      weight of MSGAN's mode-seeking term in the G loss (Mao e
                         each device (the per-device batch must be even); in a
                         conditional run a pair shares its class, so every z of a class
                         must not draw the same clip. Logged as `train/g_mode_seeking`.
+train.class_loss        conditional runs: weight of AC-GAN's classification term (Odena
+                        et al. 2017; 0: off): every critic head also has a linear
+                        classifier of its pooled features; the critic learns to classify
+                        real clips by their label, the generator to make fakes it
+                        classifies as theirs. Logged as `train/d_class_loss` and
+                        `train/g_class_loss` (cross-entropies, summed over heads).
 train.g_lr, train.d_lr  Adam learning rates; g_beta1/g_beta2/d_beta1/d_beta2 its betas.
 train.lr_decay_start    fraction of train.steps after which both learning rates decay
                         linearly to 0 at train.steps (1.0: constant). Can change on resume.
@@ -200,6 +206,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.r1_gamma = 0.0
     config.train.r1_every = 1
     config.train.mode_seeking = 0.0
+    config.train.class_loss = 0.0
     config.train.g_lr = 2e-4
     config.train.d_lr = 2e-4
     config.train.g_beta1 = 0.5

@@ -72,6 +72,9 @@ class Gan:
     r1_every: int = 1
     # Weight of MSGAN's mode-seeking term in the G loss (0: off), see losses.mode_seeking_loss.
     mode_seeking: float = 0.0
+    # Weight of AC-GAN's classification term (0: off; conditional critics only), see
+    # conditioning.AuxiliaryClassifier: the critic's on real clips, the generator's on fakes.
+    class_loss: float = 0.0
     # Augmentation (see vgan_jax.augment): transform names in application order
     # (() = off), the fixed per-transform probability, and ADA's target / speed.
     augment: tuple[str, ...] = ()
@@ -176,6 +179,7 @@ def build_gan(config) -> Gan:
         r1_gamma=float(t.r1_gamma),
         r1_every=int(t.r1_every),
         mode_seeking=float(t.mode_seeking),
+        class_loss=float(t.class_loss),
         ema_decay=float(t.ema_decay),
         augment=policy,
         augment_p=float(t.augment_p),

@@ -107,6 +107,13 @@ def check_config(config):
             raise VganError(f"train.{field} must be >= 1, got {config.train[field]}")
     if config.train.mode_seeking < 0:
         raise VganError(f"train.mode_seeking must be >= 0, got {config.train.mode_seeking}")
+    if config.train.class_loss < 0:
+        raise VganError(f"train.class_loss must be >= 0, got {config.train.class_loss}")
+    if config.train.class_loss and not config.model.num_classes:
+        raise VganError(
+            "train.class_loss needs a conditional run: set model.num_classes "
+            "(the classes are the labels of the data)"
+        )
     if config.train.num_sample_videos < 1:
         raise VganError("train.num_sample_videos must be >= 1")
     for field in ("profile_start_step", "profile_steps"):

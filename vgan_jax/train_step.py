@@ -41,6 +41,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from vgan_jax import augment
 from vgan_jax.losses import lazy_r1, mode_seeking_loss
+from vgan_jax.models.conditioning import CLASS_LOSSES
 from vgan_jax.models.critics import DROPOUT_RNG, FRAMES_RNG
 from vgan_jax.parallel import DATA_AXIS
 from vgan_jax.state import Gan, TrainState
@@ -205,8 +206,11 @@ def train_step(
     frames_key = jax.random.fold_in(step_key, _FRAMES)
 
     def critic(d_params, d_state, video, source, update_stats=False):
-        """`{head: logits [local_batch]}` and the (possibly updated) critic state.
+        """`({head: logits [local_batch]}, critic state, class loss)`.
 
+        The state is the updated one with `update_stats`, else `d_state`. The class loss
+        (float32 scalar) is the sum over heads of their auxiliary classifier's mean
+        cross-entropy against the clips' labels (0 unless `gan.class_loss`).
         `source` ("real" or "fake") picks the clips' augmentation draw and dropout key,
         so every call on the same clips sees the same transforms and masks."""
         if gan.augment:
@@ -214,18 +218,27 @@ def train_step(
         variables = {"params": d_params, **d_state}
         rngs = {FRAMES_RNG: frames_key, DROPOUT_RNG: dropout_keys[source]}
         kwargs = dict(batch_axis=axis_name, train=True, rngs=rngs, **critic_inputs[source])
-        if update_stats:
-            return gan.discriminator.apply(
-                variables, video, update_stats=True, mutable=list(d_state), **kwargs
-            )
-        return gan.discriminator.apply(variables, video, **kwargs), d_state
+        mutable = (list(d_state) if update_stats else []) + (
+            [CLASS_LOSSES] if gan.class_loss else []
+        )
+        if not mutable:
+            return gan.discriminator.apply(variables, video, **kwargs), d_state, jnp.zeros(())
+        heads, updated = gan.discriminator.apply(
+            variables, video, update_stats=update_stats, mutable=mutable, **kwargs
+        )
+        class_loss = _sum_sown(updated.pop(CLASS_LOSSES, {}))
+        return heads, (updated if update_stats else d_state), class_loss
 
     # --- discriminator update -------------------------------------------------
     # Real and fake go through D separately: minibatch-std groups must not mix them.
     def d_loss_fn(d_params):
-        real_heads, new_d_state = critic(d_params, state.d_state, real, "real", update_stats=True)
-        fake_heads, _ = critic(d_params, new_d_state, jax.lax.stop_gradient(fake), "fake")
+        real_heads, new_d_state, real_class_loss = critic(
+            d_params, state.d_state, real, "real", update_stats=True
+        )
+        fake_heads, _, _ = critic(d_params, new_d_state, jax.lax.stop_gradient(fake), "fake")
         loss = sum(gan.loss.discriminator(real_heads[h], fake_heads[h]) for h in real_heads)
+        # AC-GAN: the critic's auxiliary classifiers learn the real clips' labels.
+        loss = loss + gan.class_loss * real_class_loss
         r1 = jnp.zeros((), jnp.float32)
         if gan.r1_gamma > 0:
             # Scaled by r1_every on the steps that run it (0 on the others): the loss
@@ -241,7 +254,9 @@ def train_step(
         # ADA's overfitting heuristic on the clips the critic saw (augmented reals);
         # D(x) is the sum of the heads' logits, as for R1.
         rt = jnp.mean(jnp.sign(_sum_heads(real_heads)))
-        return loss, dict(new_d_state=new_d_state, r1=r1, ada_rt=rt, **head_means)
+        return loss, dict(
+            new_d_state=new_d_state, r1=r1, ada_rt=rt, d_class_loss=real_class_loss, **head_means
+        )
 
     (d_loss, d_aux), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d_params)
     d_grads = pmean(d_grads)
@@ -262,14 +277,16 @@ def train_step(
 
     # --- generator update, against the updated discriminator ------------------
     def g_video_loss(video):
-        heads, _ = critic(d_params, d_state, video, "fake")
+        heads, _, class_loss = critic(d_params, d_state, video, "fake")
         adversarial = sum(gan.loss.generator(logits) for logits in heads.values())
         mode_seeking = jnp.zeros((), jnp.float32)
         if gan.mode_seeking:
             mode_seeking = mode_seeking_loss(video, z)
-        return adversarial + gan.mode_seeking * mode_seeking, (adversarial, mode_seeking)
+        # AC-GAN: fakes should be classified as the label they were drawn for.
+        loss = adversarial + gan.mode_seeking * mode_seeking + gan.class_loss * class_loss
+        return loss, (adversarial, mode_seeking, class_loss)
 
-    (_, (g_adv_loss, g_mode_seeking)), d_fake_video = jax.value_and_grad(
+    (_, (g_adv_loss, g_mode_seeking, g_class_loss)), d_fake_video = jax.value_and_grad(
         g_video_loss, has_aux=True
     )(fake)
     (g_grads,) = generator_vjp((d_fake_video, jnp.ones((), jnp.float32)))
@@ -288,6 +305,7 @@ def train_step(
             g_loss=g_adv_loss + aux_loss,
             g_aux_loss=aux_loss,
             g_mode_seeking=g_mode_seeking,
+            g_class_loss=g_class_loss,
             **d_aux,
             d_grad_norm=optax.tree.norm(d_grads),
             g_grad_norm=optax.tree.norm(g_grads),

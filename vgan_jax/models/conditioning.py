@@ -12,6 +12,10 @@ Three ways a label enters a model, each from the paper that uses it:
 - `LabelProjection` (Miyato & Koyama 2018, "cGANs with Projection Discriminator"):
   a critic's logit gains `<embed(y), phi(x)>`, the inner product of a class embedding
   with the critic's pooled features. Used by every critic when `num_classes > 0`.
+- `AuxiliaryClassifier` (AC-GAN, Odena, Olah & Shlens 2017): beside the projection
+  term, a linear classifier of the same pooled features, whose cross-entropy against
+  the label `train.class_loss` adds to the critic's loss on real clips and to the
+  generator's on fakes.
 
 Labels are int32 `[batch]` in `[0, num_classes)`; range checks happen before any
 tracing (`sampling`, `train`), because out-of-range indices inside jit would only show
@@ -24,9 +28,14 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+import optax
 
 from vgan_jax.models.layers import BATCH_NORM_MOMENTUM
 from vgan_jax.parallel import DATA_AXIS
+
+# The collection every auxiliary classifier sows its loss into (a scalar: the mean
+# cross-entropy of its rows); the train step reads it when it is mutable.
+CLASS_LOSSES = "class_losses"
 
 
 class LabelConcatGenerator(nn.Module):
@@ -104,3 +113,30 @@ class LabelProjection(nn.Module):
         else:
             embedded = embed(labels)
         return jnp.sum(embedded * features, axis=-1)
+
+
+class AuxiliaryClassifier(nn.Module):
+    """AC-GAN's auxiliary classifier on a critic's pooled features.
+
+    Call: `features` float32 `[n, features]`, `labels` int32 `[n]` -> class logits
+    float32 `[n, num_classes]`; their mean cross-entropy against `labels` is sown into
+    `CLASS_LOSSES` (outside `init`: it is a loss per call, not state).
+
+    Why beside the projection term: with a spectrally normalised embedding (every row
+    of norm <= 1) and a narrow critic's small features, the projection term learned
+    the classes too slowly to matter: in a one-digit conditional run the critic's
+    classification through its embedding stayed at chance (cross-entropy 2.25 against
+    ln 10 = 2.30) after 600 steps, and the generator drew wrong digits. This layer is
+    not spectrally normalised (it is no part of the adversarial logit), so it can
+    scale its logits to the features.
+    """
+
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, features: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+        logits = nn.Dense(self.num_classes, name="classifier")(features)
+        if not self.is_initializing():
+            cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+            self.sow(CLASS_LOSSES, "cross_entropy", jnp.mean(cross_entropy))
+        return logits

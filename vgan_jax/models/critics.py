@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vgan_jax.models.conditioning import LabelProjection
+from vgan_jax.models.conditioning import AuxiliaryClassifier, LabelProjection
 from vgan_jax.models.layers import (
     Downsample,
     MaybeSpectralConv,
@@ -99,7 +99,9 @@ class CriticTrunk(nn.Module):
     logits are float32. `remat`: 'stage' rematerialises each downsampling stage.
     `time_downsample=False` never halves time (MoCoGAN's video critic: stride (1, 2, 2)).
     `num_classes` > 0: a projection head (Miyato & Koyama 2018) adds
-    `<embed(labels), sum-pooled last features>` to the logit; `labels` int32 `[batch]`.
+    `<embed(labels), sum-pooled last features>` to the logit; `labels` int32 `[batch]`;
+    and an auxiliary classifier of the same features sows its cross-entropy
+    (`conditioning.AuxiliaryClassifier`, weighted by `train.class_loss`).
     `stem` > 0: first a stride-1 3x3(x3) convolution with `stem` channels (+ LeakyReLU)
     at the input's resolution (param `stem`): space-to-depth alone hands the first
     conv 2x2 blocks, and a trained critic without it scored dithered real frames as
@@ -169,6 +171,7 @@ class CriticTrunk(nn.Module):
             logits = logits + LabelProjection(self.num_classes, self.spectral_norm)(
                 pooled, labels, update_stats
             )
+            AuxiliaryClassifier(self.num_classes)(pooled, labels)  # sows its loss
         return logits
 
 
