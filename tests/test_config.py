@@ -17,7 +17,7 @@ from vgan_jax.config import (
 )
 from vgan_jax.errors import VganError
 from vgan_jax.state import decay_mask, make_optimizer
-from vgan_jax.train import check_resumable
+from vgan_jax.train import check_config, check_resumable
 
 
 def test_presets_ship_inside_the_package():
@@ -27,6 +27,7 @@ def test_presets_ship_inside_the_package():
     assert {"default", "tiny", "gpu", "conditional"} <= set(known_presets())
     for name in known_presets():
         assert load_config(name).is_locked
+        check_config(load_config(name))  # every shipped preset passes train's checks
 
 
 def test_a_preset_module_can_be_imported_by_experiment_files():
