@@ -21,9 +21,10 @@ train: $(VENV)/.installed
 	$(BIN)/vgan-jax train --config=$(CONFIG) --workdir=$(WORKDIR)
 
 # One pytest worker per core, whole files per worker: a file's module fixtures (trained
-# runs, the built wheel, the 2-process job) are built once. On 2 cores: 11 min 39 s
-# from a cold jit cache, against 38 min 33 s for one process (13 min 20 s when tests
-# spread one by one and each worker rebuilds those fixtures).
+# runs, the built wheel, the 2-process job) are built once. On 2 cores: 11-13 min
+# from a cold jit cache (12 min 50 s in a clean clone's .ci/run), against 38 min 33 s
+# for one process (13 min 20 s when tests spread one by one and each worker rebuilds
+# those fixtures).
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n auto --dist loadfile tests
 
