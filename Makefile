@@ -21,8 +21,8 @@ train: $(VENV)/.installed
 	$(BIN)/vgan-jax train --config=$(CONFIG) --workdir=$(WORKDIR)
 
 # One pytest worker per core, whole files per worker: a file's module fixtures (trained
-# runs, the built wheel, the 2-process job) are built once. On 2 cores: 11-13 min
-# from a cold jit cache (12 min 50 s in a clean clone's .ci/run), against 38 min 33 s
+# runs, the built wheel, the 2-process job) are built once. On 2 cores: 9-13 min
+# from a cold jit cache (clean clones' .ci/run: 12 min 50 s, then 9 min 2 s), against 38 min 33 s
 # for one process (13 min 20 s when tests spread one by one and each worker rebuilds
 # those fixtures).
 test: $(VENV)/.installed
