@@ -17,7 +17,10 @@ many real test clips, at the frames `--frames`:
 - two digits per clip: a sigmoid per class (which digits are in the frame); a frame
   counts as legible when its two most likely classes both have probability >= 0.9,
   or its most likely one has >= 0.9 and no second class reaches 0.1 (two copies of one
-  digit). The fraction of legible frames is printed for real clips and each run.
+  digit). The fraction of legible frames is printed for real clips and each run. A
+  run conditioned on each digit's class (`model.labels_per_clip=2`, the `default`
+  preset) is sampled with the sampler's labels (every pair of classes in turn), and
+  it also prints how many frames show both classes asked for (each >= 0.5).
 
 These are proxies of what a reader sees, as FVD's I3D is: a classifier trained on
 real digits is confident on real digits (the real clips' line is the reference), and
@@ -123,6 +126,15 @@ def legible(probs: np.ndarray) -> np.ndarray:
     return (ordered[:, -1] >= CONFIDENT) & (two | one_twice)
 
 
+class _PairRun:
+    """What `sampling.default_labels` reads of a run with a class per digit."""
+
+    labels_per_clip = 2
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+
+
 def _as_frames(videos_uint8: np.ndarray, frames: list[int]) -> np.ndarray:
     chosen = videos_uint8[:, frames]
     return (chosen.reshape(-1, *chosen.shape[2:]) / 127.5 - 1.0).astype(np.float32)
@@ -175,7 +187,17 @@ def main() -> None:
             continue
         videos = sample(workdir, num=args.num, seed=args.seed)
         probs = predict(_as_frames(videos, frames))
-        if digits == 2:
+        if digits == 2 and num_classes:
+            # Conditioned on each digit's class (the sampler's labels: every pair of
+            # classes in turn): are the two classes asked for the ones in the frame?
+            from vgan_jax.sampling import default_labels
+
+            pairs = default_labels(_PairRun(num_classes), args.num)
+            pairs = np.repeat(pairs, len(frames), axis=0)
+            found = np.take_along_axis(probs, pairs, axis=1) >= 0.5
+            print(f"{workdir:>40}: legible frames {np.mean(legible(probs)):.3f}, frames "
+                  f"showing both digits asked for {np.mean(found.all(-1)):.3f}")
+        elif digits == 2:
             print(f"{workdir:>40}: legible frames {np.mean(legible(probs)):.3f}")
         else:
             print(f"{workdir:>40}: confidence {np.mean(probs.max(-1)):.3f}")

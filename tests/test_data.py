@@ -158,12 +158,20 @@ def test_stored_clips(data_dir):
     example = source[5]
     video = example["video"]
     assert video.shape == (FRAMES, 64, 64, 1) and video.dtype == np.uint8
-    assert example["label"].dtype == np.int64 and 0 <= example["label"] <= 9
+    # One class per digit (both digits of a two-digit clip), each in [0, 9].
+    label = example["label"]
+    assert label.dtype == np.int64 and label.shape == (2,) and label.min() >= 0 and label.max() <= 9
+    assert info["labels_per_clip"] == 2
     assert video.min() == 0 and video.max() > 200  # black background, bright digits
     assert not np.array_equal(video[0], video[-1])  # the digits move
     # Stored in clip order, equal to regenerating clip 5 with the build seed 0.
     expected, label = moving_mnist.generate_clips("train", 5, 1, frames=FRAMES, seed=0)
-    assert np.array_equal(video, expected[0]) and example["label"] == label[0]
+    assert np.array_equal(video, expected[0]) and np.array_equal(example["label"], label[0])
+    # ...and those are the classes of the two MNIST images clip 5 was drawn from.
+    images, digit_labels = moving_mnist.load_digits()
+    pool = moving_mnist.digit_indices(digit_labels, "train")
+    choice, _, _ = moving_mnist.clip_parameters(0, "train", 5, len(pool), 2)
+    np.testing.assert_array_equal(example["label"], digit_labels[pool[choice]])
     test_source, test_info = data.open_source(small_config(data_dir), "test")
     assert len(test_source) == test_info["num_examples"] == NUM_TEST
 
@@ -273,7 +281,7 @@ def test_train_batches(data_dir, resolution, channels):
     assert batch["video"].dtype == np.float32
     assert batch["video"].min() >= -1.0 and batch["video"].max() <= 1.0
     assert batch["video"].min() == -1.0 and batch["video"].max() > 0.5
-    assert batch["label"].dtype == np.int32 and batch["label"].shape == (4,)
+    assert batch["label"].dtype == np.int32 and batch["label"].shape == (4, 2)  # per digit
 
 
 def test_iterator_resumes_with_identical_batches(data_dir):

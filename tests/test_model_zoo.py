@@ -44,9 +44,13 @@ def _batch(config, seed=0):
         config.data.resolution,
         config.data.channels,
     )
+    index = np.arange(shape[0])
+    labels = index % 10
+    if config.model.labels_per_clip > 1:  # one class per object, as the two-digit data
+        labels = (index[:, None] * 3 + np.arange(config.model.labels_per_clip)) % 10
     return {
         "video": rng.uniform(-1, 1, shape).astype(np.float32),
-        "label": (np.arange(shape[0]) % 10).astype(np.int32),
+        "label": labels.astype(np.int32),
     }
 
 
@@ -314,6 +318,42 @@ def test_changing_only_the_label_changes_the_sample(name):
         assert not np.allclose(a[head][1], b[head][1])
 
 
+@pytest.mark.parametrize("name", ["dcgan", "mocogan", "dvdgan", "layered"])
+def test_one_label_per_object(name):
+    """Labels `[batch, K]` (a class per digit): one label per clip as `[batch, 1]` is
+    exactly the `[batch]` form; K > 1 labels are a bag for the critics and for the
+    generators that sum their embeddings, while `layered` draws layer k from label k,
+    so swapping the labels changes its video."""
+    config = _model_config(name, num_classes=10, num_layers=2)
+    pair = build_models(config, VideoShape(4, 16, 1))
+    inputs = _generator_inputs(pair, 2, 4)
+    variables = _init_generator(pair, inputs)
+    single = jnp.array([3, 7], jnp.int32)
+    np.testing.assert_allclose(
+        _generate(pair, variables, {**inputs, "labels": single}),
+        _generate(pair, variables, {**inputs, "labels": single[:, None]}),
+        rtol=1e-6, atol=1e-6,
+    )
+    pairs = jnp.array([[3, 7], [1, 1]], jnp.int32)
+    first = _generate(pair, variables, {**inputs, "labels": pairs})
+    swapped = _generate(pair, variables, {**inputs, "labels": pairs[:, ::-1]})
+    np.testing.assert_allclose(first[1], swapped[1], rtol=1e-6, atol=1e-6)  # [1, 1]
+    if name == "layered":
+        assert float(jnp.max(jnp.abs(first[0] - swapped[0]))) > 1e-4
+    else:
+        np.testing.assert_allclose(first[0], swapped[0], rtol=1e-5, atol=1e-6)
+    video = jnp.asarray(first)
+    key = jax.random.PRNGKey(2)
+    rngs = {"params": key, FRAMES_RNG: key}
+    d_vars = pair.discriminator.init(rngs, video, labels=pairs)
+    a = pair.discriminator.apply(d_vars, video, labels=pairs, rngs=rngs)
+    b = pair.discriminator.apply(d_vars, video, labels=pairs[:, ::-1], rngs=rngs)
+    c = pair.discriminator.apply(d_vars, video, labels=pairs.at[0, 1].set(2), rngs=rngs)
+    for head in a:
+        np.testing.assert_allclose(a[head], b[head], rtol=1e-5, atol=1e-6)
+        assert not np.allclose(a[head][0], c[head][0])
+
+
 def test_label_checks_are_one_line_errors():
     config = base_config()
     config.model.num_classes = 10
@@ -326,6 +366,17 @@ def test_label_checks_are_one_line_errors():
         check_labels(conditional, 10, 2)
     with pytest.raises(VganError, match=r"label -1 is outside"):
         check_labels(conditional, [1, -1], 2)
+    # One class per object (two digits): sample i, object k gets (i // 10**k) % 10.
+    config.model.labels_per_clip = 2
+    per_object = build_gan(config)
+    np.testing.assert_array_equal(
+        check_labels(per_object, None, 12)[[0, 1, 10, 11]], [[0, 0], [1, 0], [0, 1], [1, 1]]
+    )
+    np.testing.assert_array_equal(check_labels(per_object, [3, 7], 2), [[3, 7], [3, 7]])
+    np.testing.assert_array_equal(check_labels(per_object, 4, 1), [[4, 4]])
+    with pytest.raises(VganError, match=r"2 integers \(one per object\)"):
+        check_labels(per_object, [3, 7, 1], 2)
+    config.model.labels_per_clip = 1
     config.model.num_classes = 0
     with pytest.raises(VganError, match="unconditional"):
         check_labels(build_gan(config), 3, 2)
@@ -344,6 +395,13 @@ def test_conditional_training_needs_labelled_data_that_fits(tiny_config, tmp_pat
     config = tiny_config(train__class_loss=1.0)
     with pytest.raises(VganError, match="train.class_loss needs a conditional run"):
         train(config, str(tmp_path / "run"))
+    # The two-digit data labels both digits: the model must expect two labels per clip.
+    config = tiny_config(model__num_classes=10)
+    with pytest.raises(VganError, match="labels 2 object.*model.labels_per_clip=2"):
+        train(config, str(tmp_path / "run"))
+    config = tiny_config(model__name="layered", model__num_layers=3, model__labels_per_clip=2)
+    with pytest.raises(VganError, match=r"labels_per_clip \(2\) must be 1 or model.num_layers"):
+        train(config, str(tmp_path / "run"))
 
 
 def test_auxiliary_classifier_sows_its_cross_entropy():
@@ -360,6 +418,15 @@ def test_auxiliary_classifier_sows_its_cross_entropy():
     expected = -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(6), labels])
     (cross_entropy,) = jax.tree.leaves(sown)
     np.testing.assert_allclose(cross_entropy, expected, rtol=1e-5)
+    # Two labels per clip: the target is 1/2 on each, whatever their order.
+    pairs = jnp.stack([labels, (labels + 1) % 4], axis=1)
+    _, sown = head.apply(variables, features, pairs, mutable=[CLASS_LOSSES])
+    _, swapped = head.apply(variables, features, pairs[:, ::-1], mutable=[CLASS_LOSSES])
+    log_p = jax.nn.log_softmax(logits)
+    rows = jnp.arange(6)
+    expected = -jnp.mean(0.5 * (log_p[rows, pairs[:, 0]] + log_p[rows, pairs[:, 1]]))
+    np.testing.assert_allclose(jax.tree.leaves(sown)[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(jax.tree.leaves(swapped)[0], expected, rtol=1e-5)
 
 
 # --- one step for every model: 1 vs 8 devices, resume --------------------------------
@@ -377,10 +444,13 @@ _CASES = {
     # Per-frame noise drives the layers' motion; the placement and compositing run
     # on the device's own clips (no cross-batch state but the BatchNorm).
     # MSGAN's pairs too (batch 16: 2 clips per device on 8), so the resume test below
-    # covers per-frame noise, labels, mode seeking and the class loss in one model.
+    # covers per-frame noise, per-object labels, mode seeking and the class loss in one
+    # model.
+    # With a class per digit (the `default` preset's conditioning): layer k draws label
+    # k, the critics sum the two embeddings, the classifier's target is 1/2 on each.
     "layered_conditional": dict(
-        model__name="layered", model__num_classes=10, train__class_loss=1.0,
-        train__mode_seeking=1.0, train__batch_size=16,
+        model__name="layered", model__num_classes=10, model__labels_per_clip=2,
+        train__class_loss=1.0, train__mode_seeking=1.0, train__batch_size=16,
     ),
     "tgan_svc": dict(
         model__name="tgan",

@@ -38,6 +38,17 @@ def _add_train(subparsers) -> None:
     p.add_argument("--process_id", type=int, default=None, help="multi-host: this process's index")
 
 
+def _labels(text: str) -> int | list[int]:
+    """`--label 7` -> 7; `--label 3,7` (one class per object) -> [3, 7]."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a class or a comma-separated list of classes (e.g. 7 or 3,7)"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
 def _add_sample(subparsers) -> None:
     p = subparsers.add_parser("sample", help="write videos from a trained run's EMA generator")
     p.add_argument("--workdir", required=True)
@@ -65,10 +76,11 @@ def _add_sample(subparsers) -> None:
     )
     p.add_argument(
         "--label",
-        type=int,
+        type=_labels,
         default=None,
         help="class-conditional runs: the class of every sample, in [0, model.num_classes) "
-        "(default: sample i gets class i %% num_classes)",
+        "(default: sample i gets class i %% num_classes); for runs with a label per object "
+        "(model.labels_per_clip K > 1) one class for all, or K comma-separated: --label 3,7",
     )
     p.add_argument(
         "--frames",

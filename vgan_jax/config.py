@@ -55,6 +55,12 @@ model.num_classes       0: unconditional. > 0: class-conditional on the data's l
                         (in [0, num_classes)): the generator takes a label (an embedding
                         concatenated to z; MoCoGAN a one-hot code; DVD-GAN conditional
                         BatchNorm) and every critic head gets a projection term.
+model.labels_per_clip   conditional runs: classes per clip, one per object, as the data
+                        labels them (1: one class per clip; the built-in two-digit
+                        Moving MNIST: 2, the class of each digit). With K > 1 labels are
+                        int32 [batch, K]: `layered` draws layer k from label k, the other
+                        generators and the critics take the sum of the K embeddings, and
+                        the auxiliary classifier's target puts 1/K on each label.
 model.remat             'none' | 'stage': rematerialise each generator and critic stage
                         (the backward pass recomputes a stage's activations instead of
                         storing them: less memory, more FLOPs; README has the figures);
@@ -181,6 +187,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.motion_dim = 10
     config.model.num_layers = 2
     config.model.num_classes = 0
+    config.model.labels_per_clip = 1
     config.model.remat = "none"
 
     config.data = ml_collections.ConfigDict()

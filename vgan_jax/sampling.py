@@ -8,9 +8,10 @@ BatchNorm statistics recomputed for the EMA weights (`make_standing_statistics_f
 
 What a generator takes besides z (`sampling_inputs`): class labels for a
 conditional run (given, or `i % num_classes` for sample `i`, so a grid shows every
-class), and per-frame noise (MoCoGAN, layered), drawn frame by frame (frame `t` of seed `s`
-is `normal(fold_in(fold_in(PRNGKey(s), 1), t), [num, dim])`), so a longer video of
-the same seed starts with the shorter one. Recurrent models (`Gan.variable_length`:
+class; `default_labels` for runs with a label per object), and per-frame noise
+(MoCoGAN, layered), drawn frame by frame (frame `t` of seed `s` is
+`normal(fold_in(fold_in(PRNGKey(s), 1), t), [num, dim])`), so a longer video of the
+same seed starts with the shorter one. Recurrent models (`Gan.variable_length`:
 mocogan, dvdgan, layered) can be sampled at any number of frames (`frames=48`); the others
 make exactly the trained length and say so.
 """
@@ -65,30 +66,48 @@ def frame_noise(seed: int, num: int, frames: int, dim: int) -> jnp.ndarray:
     return jnp.transpose(per_frame, (1, 0, 2))
 
 
+def default_labels(gan: Gan, num: int) -> np.ndarray:
+    """int32 `[num]`: sample i gets class `i % num_classes`; with K labels per clip
+    `[num, K]`, object k of sample i gets `(i // num_classes**k) % num_classes`, so
+    `num_classes**K` samples show every combination once (the built-in two-digit
+    Moving MNIST draws each digit's class uniformly and independently, as this does
+    over a multiple of 100 samples)."""
+    index = np.arange(num)
+    if gan.labels_per_clip == 1:
+        return (index % gan.num_classes).astype(np.int32)
+    powers = gan.num_classes ** np.arange(gan.labels_per_clip)
+    return ((index[:, None] // powers[None, :]) % gan.num_classes).astype(np.int32)
+
+
 def check_labels(gan: Gan, labels, num: int) -> np.ndarray | None:
-    """`labels` (None, one int, or `num` ints) as int32 `[num]`, checked against the run:
-    a label on an unconditional run or outside `[0, num_classes)` is a `VganError`.
-    None gives None for an unconditional run and `i % num_classes` for a conditional one."""
+    """`labels` as int32 `[num]` (or `[num, K]` for a run with K = `labels_per_clip` > 1
+    labels per clip), checked against the run: a label on an unconditional run or
+    outside `[0, num_classes)` is a `VganError`.
+
+    Accepted: None (`default_labels`; None for an unconditional run), one int (every
+    object of every sample), `num` ints (K = 1: one per sample), K ints (K > 1: the
+    objects of every sample) or `[num, K]` ints."""
     if labels is None:
-        if not gan.num_classes:
-            return None
-        return (np.arange(num) % gan.num_classes).astype(np.int32)
+        return default_labels(gan, num) if gan.num_classes else None
     if not gan.num_classes:
         raise VganError(
             "this run is unconditional (model.num_classes=0): it takes no label; drop --label"
         )
+    per_clip = gan.labels_per_clip
+    shape = (num,) if per_clip == 1 else (num, per_clip)
     array = np.asarray(labels)
-    if array.ndim == 0:
-        array = np.full((num,), array)
-    if array.shape != (num,) or not np.issubdtype(array.dtype, np.integer):
-        raise VganError(f"labels must be one integer or {num} integers, got {labels!r}")
+    if array.ndim == 0 or (per_clip > 1 and array.shape == (per_clip,)):
+        array = np.broadcast_to(array, shape)
+    if array.shape != shape or not np.issubdtype(array.dtype, np.integer):
+        wanted = f"{num} integers" if per_clip == 1 else f"{per_clip} integers (one per object)"
+        raise VganError(f"labels must be one integer or {wanted}, got {labels!r}")
     outside = array[(array < 0) | (array >= gan.num_classes)]
     if outside.size:
         raise VganError(
             f"label {int(outside[0])} is outside [0, {gan.num_classes}): the run has "
             f"{gan.num_classes} classes"
         )
-    return array.astype(np.int32)
+    return np.array(array, np.int32)
 
 
 def check_frames(gan: Gan, frames: int | None, model_name: str = "this model") -> int:
@@ -112,7 +131,7 @@ def sampling_inputs(
     gan: Gan, seed: int, num: int, frames: int | None = None, labels=None
 ) -> dict[str, jnp.ndarray]:
     """Everything the generator takes for `num` videos of `seed`: `{"z": [num, latent_dim],
-    "labels": int32 [num] (conditional runs), "frame_noise": [num, frames, dim] (models
+    "labels": int32 [num] or [num, K] (conditional runs), "frame_noise": [num, frames, dim] (models
     with per-frame noise)}`. `labels` as `check_labels`; `frames` None: trained length."""
     inputs = {"z": latents(seed, num, gan.latent_dim)}
     labels = check_labels(gan, labels, num)
@@ -259,7 +278,8 @@ def sample(
     """`num` videos, uint8 `[num, T, H, W, C]`, from the run in `workdir` (its EMA generator).
 
     `labels`: for a class-conditional run, one class for every video or one per video
-    (None: video `i` gets class `i % num_classes`); an unconditional run or a label
+    (None: video `i` gets class `i % num_classes`; with K labels per clip, K classes
+    for every video or `[num, K]`, see `check_labels`); an unconditional run or a label
     outside `[0, num_classes)` is a `VganError`. `frames`: T (None: the trained length;
     recurrent models, mocogan, dvdgan and layered, unroll to any length, the others raise
     `VganError`).
@@ -317,5 +337,5 @@ def interpolate(
         inputs[name] = path[:, offset : offset + size].reshape(steps, *shape)
         offset += size
     if "labels" in ends[0]:
-        inputs["labels"] = jnp.repeat(ends[0]["labels"], steps)
+        inputs["labels"] = jnp.repeat(ends[0]["labels"], steps, axis=0)
     return generator.generate(**inputs)

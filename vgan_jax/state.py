@@ -84,6 +84,8 @@ class Gan:
     # What the model takes besides z (see `ModelPair`): labels when num_classes > 0,
     # per-frame noise when frame_noise_dim > 0; variable_length: sampled at any length.
     num_classes: int = 0
+    # Classes per clip (one per object): labels are int32 [batch] when 1, else [batch, K].
+    labels_per_clip: int = 1
     frame_noise_dim: int = 0
     variable_length: bool = False
     # TGAN's singular value clipping of the critic every N steps (0: off), see vgan_jax.svc.
@@ -91,8 +93,9 @@ class Gan:
 
     def generator_inputs(self, labels: jax.Array, frame_noise: jax.Array) -> dict:
         """The keyword arguments the generator takes besides z: `labels` int32 `[batch]`
-        for a conditional model, `frame_noise` float32 `[batch, frames, dim]` for one
-        with per-frame noise; arguments the model does not take are dropped."""
+        (or `[batch, labels_per_clip]`) for a conditional model, `frame_noise` float32
+        `[batch, frames, dim]` for one with per-frame noise; arguments the model does
+        not take are dropped."""
         kwargs = {}
         if self.num_classes:
             kwargs["labels"] = labels
@@ -186,6 +189,7 @@ def build_gan(config) -> Gan:
         ada_target=float(t.ada_target),
         ada_kimg=float(t.ada_kimg),
         num_classes=pair.num_classes,
+        labels_per_clip=int(config.model.labels_per_clip),
         frame_noise_dim=pair.frame_noise_dim,
         variable_length=pair.variable_length,
         d_singular_value_clip_every=int(t.d_singular_value_clip_every),
@@ -217,7 +221,7 @@ def _init_state(gan: Gan, seed: int) -> TrainState:
     rng = jax.random.PRNGKey(seed)
     g_key, d_key, train_key = jax.random.split(rng, 3)
     z = jnp.zeros((1, gan.latent_dim), jnp.float32)
-    labels = jnp.zeros((1,), jnp.int32)
+    labels = jnp.zeros((1,) if gan.labels_per_clip == 1 else (1, gan.labels_per_clip), jnp.int32)
     frame_noise = jnp.zeros((1, gan.video_shape.frames, gan.frame_noise_dim), jnp.float32)
     g_variables = gan.generator.init(g_key, z, **gan.generator_inputs(labels, frame_noise))
     g_params = g_variables["params"]

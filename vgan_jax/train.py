@@ -195,6 +195,13 @@ def check_class_labels(config, data_config=None) -> None:
             f"dataset {config.data.name!r} has {available} classes but model.num_classes is "
             f"{wanted}; use --config.model.num_classes={available}"
         )
+    per_clip = int(info.get("labels_per_clip") or 1)
+    if per_clip != config.model.labels_per_clip:
+        raise VganError(
+            f"dataset {config.data.name!r} labels {per_clip} object(s) per clip but "
+            f"model.labels_per_clip is {config.model.labels_per_clip}; use "
+            f"--config.model.labels_per_clip={per_clip}"
+        )
 
 
 def check_workdir(workdir: str) -> None:

@@ -166,7 +166,7 @@ def train_step(
     if gan.mode_seeking and labels is not None:
         # The mode-seeking term compares pairs (2k, 2k + 1) of one class: clip 2k + 1's
         # fake takes clip 2k's label (the classes still follow the data's frequencies).
-        fake_labels = jnp.repeat(labels[0::2], 2, axis=0)
+        fake_labels = jnp.repeat(labels[0::2], 2, axis=0)  # [B] or [B, K]
     generator_inputs = gan.generator_inputs(fake_labels, frame_noise)
     critic_inputs = {
         "real": gan.critic_inputs(labels), "fake": gan.critic_inputs(fake_labels)

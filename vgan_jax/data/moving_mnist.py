@@ -7,7 +7,10 @@ frame and move with a random direction and a constant speed (3.6 pixels per fram
 the paper's 0.1 of the free range), bouncing off the edges; the two digit layers are
 combined by per-pixel max. The one-digit variant (`num_digits=1`, Moving MNIST's
 single-digit setting) has one digit per clip, so a clip's label is the class of
-everything in it: class-conditional models can be seen to follow their label.
+everything in it: class-conditional models can be seen to follow their label. With
+several digits a clip's label lists the class of every digit, in the order they were
+drawn (per-pixel max has no front and back), so a model can be conditioned on each
+object it draws.
 
 Train and test clips draw from disjoint digit images (`digit_indices`): per class the
 first 90% of the images feed train, the rest test. Every clip is a pure function of
@@ -15,8 +18,8 @@ first 90% of the images feed train, the rest test. Every clip is a pure function
 
 Features of one example:
     video  uint8 [frames, 64, 64, 1], values in [0, 255]
-    label  int64 [], the class (0-9) of the first digit in the clip (with one digit per
-           clip: the class of the clip)
+    label  int64 [num_digits], the class (0-9) of every digit in the clip; int64 [] with
+           one digit per clip (the class of the clip)
 
 The builder needs no TensorFlow: it writes `array_record` files and is read back with
 `builder.as_data_source()`.
@@ -44,7 +47,9 @@ NUM_CLASSES = 10
 SPEED_PIXELS_PER_FRAME = 0.1 * (FRAME_SIZE - DIGIT_SIZE)
 TRAIN_FRACTION = 0.9
 SPLIT_IDS = {"train": 0, "test": 1}
-VERSION = "1.0.0"
+# 1.1.0: two-digit clips label both digits (1.0.0 stored the first digit's class only);
+# the clips themselves are unchanged.
+VERSION = "1.1.0"
 # Clips rendered at once: big enough to vectorise, small enough to bound memory.
 _RENDER_CHUNK = 256
 
@@ -148,8 +153,8 @@ def generate_clips(
     """Clips `start_index ... start_index + num_clips - 1` of a split.
 
     Returns:
-      (videos uint8 [num_clips, frames, 64, 64, 1], labels int64 [num_clips]: the
-      class of each clip's first digit).
+      (videos uint8 [num_clips, frames, 64, 64, 1], labels int64 [num_clips,
+      num_digits]: the class of each digit, or [num_clips] with one digit per clip).
     """
     images, labels = load_digits()
     pool = digit_indices(labels, split)
@@ -161,7 +166,8 @@ def generate_clips(
     starts = np.stack([p[1] for p in params])
     velocities = np.stack([p[2] for p in params])
     videos = render_clips(images[chosen], bounce_positions(starts, velocities, frames))
-    return videos[..., None], labels[chosen[:, 0]]
+    digit_labels = labels[chosen]  # [N, D]
+    return videos[..., None], (digit_labels[:, 0] if num_digits == 1 else digit_labels)
 
 
 def make_config(
@@ -241,6 +247,7 @@ def build(
             name=BUILTIN_DATASET,
             version=VERSION,
             video=video,
+            label_shape=() if num_digits == 1 else (num_digits,),
             info={
                 "description": __doc__,
                 # Keep clip i at index i (tfds would otherwise shuffle by key hash): the

@@ -2,13 +2,13 @@
 
 Data flow of `make_train_iterator` (built on grain):
 
-    source (random access, {"video": uint8 [T0, H0, W0, C0], "label": int64})
+    source (random access, {"video": uint8 [T0, H0, W0, C0], "label": int64 [] or [K]})
       -> [process_index::process_count]   each JAX process keeps a disjoint shard
       -> seed(seed).shuffle().repeat()    a fresh permutation every epoch, from the seed
       -> random_map(transform_clip)       per-example rng: deterministic augmentation
       -> filter(long enough)              only when short_videos == 'skip'
       -> batch(local_batch)               {"video": float32 [B, F, R, R, C] in [-1, 1],
-                                           "label": int32 [B]}
+                                           "label": int32 [B] or [B, K]}
 
 The iterator's position is a small JSON dict (`get_state`/`set_state`), saved with the
 checkpoint so a resumed run sees exactly the batches it would have seen.
@@ -103,7 +103,8 @@ def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict
       split: "train" or "test".
     Returns:
       (source, info): `source[i]` is {"video": uint8 [time, height, width, channels],
-      "label": int64 (-1 when unlabelled)}; info has at least "num_classes",
+      "label": int64 [] (-1 when unlabelled), or [K] for datasets that label each of K
+      objects per clip}; info has at least "num_classes", "labels_per_clip" (K, else 1),
       "num_examples" and "files_dir" (see `dataset_files_dir`).
     """
     data_config = check_data_config(data_config)
@@ -124,7 +125,11 @@ def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict
             num_digits=data_config.num_digits,
         )
         source = transforms.ExampleSource(builder.as_data_source()[split])
-        info = {"num_classes": moving_mnist.NUM_CLASSES, "files_dir": str(builder.data_dir)}
+        info = {
+            "num_classes": moving_mnist.NUM_CLASSES,
+            "labels_per_clip": data_config.num_digits,  # one class per digit
+            "files_dir": str(builder.data_dir),
+        }
     else:
         try:
             from vgan_jax.data.prepared import open_prepared  # lazy: optional heavy deps
@@ -138,6 +143,7 @@ def open_source(data_config, split: str) -> tuple[transforms.ExampleSource, dict
         raise VganError(f"split {split!r} of {data_config.name!r} in {data_dir} is empty")
     info = {"name": data_config.name, "split": split, **dict(info)}
     info.setdefault("num_examples", len(source))
+    info.setdefault("labels_per_clip", 1)
     return source, info
 
 
@@ -193,11 +199,12 @@ def _transform_example(
     example: Mapping[str, np.ndarray], rng: np.random.Generator, *, clip_fn, skip_short: bool,
     frames: int, stride: int,
 ) -> dict[str, np.ndarray] | None:
-    """One stored example -> {"video": uint8 [F, R, R, C], "label": int32}, or None to skip."""
+    """One stored example -> {"video": uint8 [F, R, R, C], "label": int32 [] or
+    [objects]}, or None to skip."""
     video = example["video"]
     if skip_short and not transforms.is_long_enough(video, frames=frames, stride=stride):
         return None
-    return {"video": clip_fn(video, rng=rng), "label": np.int32(example["label"])}
+    return {"video": clip_fn(video, rng=rng), "label": np.asarray(example["label"], np.int32)}
 
 
 def _is_kept(example) -> bool:
@@ -216,7 +223,7 @@ class InputIterator:
     """Endless training batches for this process, resumable from `get_state()`.
 
     Each `next()` gives {"video": float32 [local_batch, frames, resolution, resolution,
-    channels] in [-1, 1], "label": int32 [local_batch]}.
+    channels] in [-1, 1], "label": int32 [local_batch] or [local_batch, K]}.
     """
 
     def __init__(self, dataset, *, local_batch_size: int):

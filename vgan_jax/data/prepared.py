@@ -244,7 +244,7 @@ def format_report(report: Mapping[str, Any], max_listed: int = 50) -> str:
 
 
 class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Writes `(key, {"video": ..., "label": int64 []})` iterators as a tfds dataset in
+    """Writes `(key, {"video": ..., "label": int64 label_shape})` iterators as a tfds dataset in
     `array_record` files, with no TensorFlow: the one tfds builder of the package
     (prepared datasets and the built-in Moving MNIST).
 
@@ -256,6 +256,8 @@ class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     Args:
       name, version: the tfds builder name and version.
       video: the uint8 video feature (`tfds.features.Tensor`; shape and encoding vary).
+      label_shape: `()` (one class per clip), or `(k,)` for k labelled objects per clip
+        (the two-digit Moving MNIST: the class of each digit).
       info: further `tfds.core.DatasetInfo` arguments (description, metadata, ...).
       split_examples: split -> zero-argument function returning `(key, example)` pairs.
       **kwargs: for `tfds.core.GeneratorBasedBuilder` (config, data_dir).
@@ -263,10 +265,10 @@ class TfdsWriter(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def __init__(self, *, name: str, version: str, video: tfds.features.Tensor,
                  info: Mapping[str, Any], split_examples: Mapping[str, Callable[[], Iterable]],
-                 **kwargs: Any):
+                 label_shape: tuple[int, ...] = (), **kwargs: Any):
         self.name = name
         self.VERSION = tfds.core.Version(version)
-        label = tfds.features.Tensor(shape=(), dtype=np.int64)
+        label = tfds.features.Tensor(shape=tuple(label_shape), dtype=np.int64)
         features = tfds.features.FeaturesDict({"video": video, "label": label})
         self._vgan_info = {"features": features, **info}
         self._vgan_split_examples = dict(split_examples)

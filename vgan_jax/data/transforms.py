@@ -58,7 +58,7 @@ def as_video(video: np.ndarray) -> np.ndarray:
 
 class ExampleSource:
     """Wraps a random-access source so every record is {"video": uint8 [T, H, W, C]
-    (`as_video`), "label": np.int64 (-1 when unlabelled)}.
+    (`as_video`), "label": int64 [] or [objects] (-1 when unlabelled)}.
 
     tfds returns scalar features as Python ints and read-only arrays; normalising here
     means transforms and batching see one format whatever the dataset. Picklable (grain
@@ -73,7 +73,8 @@ class ExampleSource:
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         record = self._source[int(index)]
-        return {"video": as_video(record["video"]), "label": np.int64(record.get("label", -1))}
+        label = np.asarray(record.get("label", -1), np.int64)
+        return {"video": as_video(record["video"]), "label": label}
 
     def __repr__(self) -> str:
         return f"ExampleSource({len(self)} examples)"

@@ -17,9 +17,13 @@ Three ways a label enters a model, each from the paper that uses it:
   the label `train.class_loss` adds to the critic's loss on real clips and to the
   generator's on fakes.
 
-Labels are int32 `[batch]` in `[0, num_classes)`; range checks happen before any
-tracing (`sampling`, `train`), because out-of-range indices inside jit would only show
-up as NaNs.
+Labels are int32 `[batch]` in `[0, num_classes)`, or `[batch, K]` when a clip's K
+objects are labelled one by one (the two-digit Moving MNIST: each digit's class). A
+clip's K labels are a bag: embeddings are summed (`sum_objects`) and the classifier's
+target puts 1/K on each (`class_targets`), so neither depends on the objects' order;
+with K = 1 both reduce exactly to the one-label forms. Range checks happen before
+any tracing (`sampling`, `train`), because out-of-range indices inside jit would only
+show up as NaNs.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -38,12 +43,26 @@ from vgan_jax.parallel import DATA_AXIS
 CLASS_LOSSES = "class_losses"
 
 
+def sum_objects(embedded: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+    """Per-label embeddings `[n, K, ...]` of labels `[n, K]` summed over the K objects
+    to `[n, ...]`; with labels `[n]` the embeddings `[n, ...]` are returned as they are."""
+    return jnp.sum(embedded, axis=1) if labels.ndim == 2 else embedded
+
+
+def class_targets(labels: jnp.ndarray, num_classes: int) -> jnp.ndarray:
+    """float32 `[n, num_classes]`: one-hot of labels `[n]`, or the mean of the K one-hots
+    of labels `[n, K]` (a clip showing a 3 and a 7: 1/2 on each)."""
+    one_hot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    return jnp.mean(one_hot, axis=1) if labels.ndim == 2 else one_hot
+
+
 class LabelConcatGenerator(nn.Module):
     """A conditional generator from an unconditional one: `z' = [z; embed(label)]`.
 
-    Call: `z` float32 `[batch, latent]`, `labels` int32 `[batch]` -> whatever
-    `generator(z', train=train, **kwargs)` returns (a video `[batch, T, H, W, C]`).
-    The embedding has `embed_dim` features (N(0, 1) init, so it is on z's scale).
+    Call: `z` float32 `[batch, latent]`, `labels` int32 `[batch]` or `[batch, K]` ->
+    whatever `generator(z', train=train, **kwargs)` returns (a video `[batch, T, H, W,
+    C]`). The embedding has `embed_dim` features (N(0, 1) init, so it is on z's scale);
+    K labels of a clip are summed (`sum_objects`).
     """
 
     generator: nn.Module
@@ -58,6 +77,7 @@ class LabelConcatGenerator(nn.Module):
             embedding_init=nn.initializers.normal(1.0),
             name="label_embedding",
         )(labels)
+        embedding = sum_objects(embedding, labels)
         return self.generator(jnp.concatenate([z, embedding], axis=-1), train=train, **kwargs)
 
 
@@ -93,9 +113,10 @@ class LabelProjection(nn.Module):
     """The projection term of a critic: `<embed(y), features>` per row.
 
     Call: `features` float32 `[n, features]` (the critic's pooled last features),
-    `labels` int32 `[n]` -> float32 `[n]`. With `spectral_norm` the embedding matrix is
-    spectrally normalised like the critic's other layers (Miyato & Koyama 2018 do;
-    its power-iteration vector lives in the `spectral` collection).
+    `labels` int32 `[n]` or `[n, K]` (the K embeddings summed) -> float32 `[n]`. With
+    `spectral_norm` the embedding matrix is spectrally normalised like the critic's
+    other layers (Miyato & Koyama 2018 do; its power-iteration vector lives in the
+    `spectral` collection).
     """
 
     num_classes: int
@@ -112,14 +133,16 @@ class LabelProjection(nn.Module):
             )
         else:
             embedded = embed(labels)
-        return jnp.sum(embedded * features, axis=-1)
+        return jnp.sum(sum_objects(embedded, labels) * features, axis=-1)
 
 
 class AuxiliaryClassifier(nn.Module):
     """AC-GAN's auxiliary classifier on a critic's pooled features.
 
-    Call: `features` float32 `[n, features]`, `labels` int32 `[n]` -> class logits
-    float32 `[n, num_classes]`; their mean cross-entropy against `labels` is sown into
+    Call: `features` float32 `[n, features]`, `labels` int32 `[n]` or `[n, K]` -> class
+    logits float32 `[n, num_classes]`; their mean cross-entropy against
+    `class_targets(labels)` (with K labels, 1/K on each: the classifier learns which
+    classes a clip shows, and a fake is pushed to show all K) is sown into
     `CLASS_LOSSES` (outside `init`: it is a loss per call, not state).
 
     Why beside the projection term: with a spectrally normalised embedding (every row
@@ -137,6 +160,7 @@ class AuxiliaryClassifier(nn.Module):
     def __call__(self, features: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
         logits = nn.Dense(self.num_classes, name="classifier")(features)
         if not self.is_initializing():
-            cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+            targets = class_targets(labels, self.num_classes)
+            cross_entropy = optax.softmax_cross_entropy(logits, targets)
             self.sow(CLASS_LOSSES, "cross_entropy", jnp.mean(cross_entropy))
         return logits

@@ -99,9 +99,10 @@ class CriticTrunk(nn.Module):
     logits are float32. `remat`: 'stage' rematerialises each downsampling stage.
     `time_downsample=False` never halves time (MoCoGAN's video critic: stride (1, 2, 2)).
     `num_classes` > 0: a projection head (Miyato & Koyama 2018) adds
-    `<embed(labels), sum-pooled last features>` to the logit; `labels` int32 `[batch]`;
-    and an auxiliary classifier of the same features sows its cross-entropy
-    (`conditioning.AuxiliaryClassifier`, weighted by `train.class_loss`).
+    `<embed(labels), sum-pooled last features>` to the logit (`labels` int32 `[batch]`,
+    or `[batch, K]`: K embeddings summed), and an auxiliary classifier of the same
+    features sows its cross-entropy (`conditioning.AuxiliaryClassifier`, weighted by
+    `train.class_loss`).
     `stem` > 0: first a stride-1 3x3(x3) convolution with `stem` channels (+ LeakyReLU)
     at the input's resolution (param `stem`): space-to-depth alone hands the first
     conv 2x2 blocks, and a trained critic without it scored dithered real frames as
@@ -237,7 +238,7 @@ def judge_frames(
     # Rows are clip-major ([clip, chosen frame]), so a row's global index is fixed
     # by its clip's: per-sample dropout masks stay device-count invariant.
     if call.labels is not None:
-        call = call._replace(labels=jnp.repeat(call.labels, k))
+        call = call._replace(labels=jnp.repeat(call.labels, k, axis=0))
     logits = image_trunk(images.reshape(-1, *video.shape[2:]), *call)
     return logits.reshape(batch, k), images
 
@@ -253,7 +254,7 @@ class Critic(nn.Module):
     batch is split over inside shard_map, so minibatch-std groups span the global
     batch. `train`: apply dropout (rate `dropout`; needs the `dropout` RNG stream);
     other callers (evaluation, tests) get the deterministic critic. `labels` int32
-    `[batch]`: required when `num_classes` > 0 (every head has a projection head).
+    `[batch]` or `[batch, K]`: required when `num_classes` > 0 (every head has a projection head).
     Call real and fake batches separately (a minibatch-std group must not mix them).
     The other fields: see `CriticTrunk`.
     """

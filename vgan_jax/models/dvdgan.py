@@ -46,7 +46,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vgan_jax.models.conditioning import ConditionalBatchNorm
+from vgan_jax.models.conditioning import ConditionalBatchNorm, sum_objects
 from vgan_jax.models.critics import FRAMES_RNG, Critic, CriticCall, judge_frames, trunk_like
 from vgan_jax.models.layers import SameConv, Upsample, stage
 
@@ -135,10 +135,10 @@ class ResidualUpBlock(nn.Module):
 
 
 class DVDGANGenerator(nn.Module):
-    """Call: `z` float32 `[batch, latent_dim]`, `labels` int32 `[batch]` (only with
-    `num_classes > 0`) -> video float32 `[batch, frames, size, size, channels]` in
-    [-1, 1]. `frames` can be changed at sampling (`clone(frames=...)`): no parameter
-    depends on it.
+    """Call: `z` float32 `[batch, latent_dim]`, `labels` int32 `[batch]` or `[batch, K]`
+    (only with `num_classes > 0`; K labels: their embeddings summed) -> video float32
+    `[batch, frames, size, size, channels]` in [-1, 1]. `frames` can be changed at
+    sampling (`clone(frames=...)`): no parameter depends on it.
 
     Group g (0-based) of `num_upsamples` runs its ConvGRU at `size / 2**(n - g)` with
     `width * 2**(n - 1 - g)` channels and upsamples to half as many (never below
@@ -171,7 +171,7 @@ class DVDGANGenerator(nn.Module):
             embedding = nn.Embed(
                 self.num_classes, self.embed_dim or z.shape[-1], name="label_embedding"
             )(labels)
-            condition = jnp.concatenate([z, embedding], axis=-1)
+            condition = jnp.concatenate([z, sum_objects(embedding, labels)], axis=-1)
         start = self.size // 2**self.num_upsamples
         channels = self.width * 2 ** (self.num_upsamples - 1)
         x = nn.Dense(start * start * channels, dtype=self.dtype, name="project")(condition)

@@ -39,6 +39,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vgan_jax.models.conditioning import sum_objects
 from vgan_jax.models.dcgan import ImageGenerator
 from vgan_jax.models.mocogan import MotionGRU
 
@@ -76,9 +77,10 @@ def placement_matrix(offset: jnp.ndarray, size: int) -> jnp.ndarray:
 
 class LayeredGenerator(nn.Module):
     """Call: `z` float32 `[batch, num_layers * latent_dim + motion_dim]`, `frame_noise`
-    float32 `[batch, frames, motion_dim]`, `labels` int32 `[batch]` (only with
-    `num_classes > 0`: a learned label embedding beside every layer's content code
-    and the background's) -> video float32 `[batch, frames, size,
+    float32 `[batch, frames, motion_dim]`, `labels` int32 `[batch]` or `[batch,
+    num_layers]` (only with `num_classes > 0`: a learned label embedding beside every
+    layer's content code and the background's; with one label per layer, layer l
+    draws class `labels[:, l]`) -> video float32 `[batch, frames, size,
     size, channels]` in [-1, 1]. `frames` may be changed at sampling
     (`clone(frames=...)`): the GRU is causal and no parameter depends on it.
 
@@ -137,17 +139,25 @@ class LayeredGenerator(nn.Module):
             # A learned embedding beside every content code, on z's scale (N(0, 1) init,
             # as `conditioning.LabelConcatGenerator`'s): a 10-d one-hot code beside 100
             # noise dimensions (MoCoGAN's z_A) was ignored in a one-digit run.
+            # One label per clip ([batch]) goes to every layer; one per object ([batch,
+            # layers], e.g. each digit's class) to its own layer, and the background
+            # sees their sum (it does not know which layer is which).
+            if labels.ndim == 2 and labels.shape[1] not in (1, layers):
+                raise ValueError(
+                    f"the layered generator takes one label per clip or one per layer "
+                    f"({layers}), got labels {labels.shape}"
+                )
             embedding = nn.Embed(
                 self.num_classes,
                 self.latent_dim,
                 embedding_init=nn.initializers.normal(1.0),
                 name="label_embedding",
             )(labels)
+            per_layer = embedding if labels.ndim == 2 else embedding[:, None]
             codes = jnp.concatenate(
-                [codes, jnp.broadcast_to(embedding[:, None], (batch, layers, self.latent_dim))],
-                axis=-1,
+                [codes, jnp.broadcast_to(per_layer, (batch, layers, self.latent_dim))], axis=-1
             )
-            background_code = jnp.concatenate([z, embedding], axis=-1)
+            background_code = jnp.concatenate([z, sum_objects(embedding, labels)], axis=-1)
         codes = codes.reshape(batch * layers, -1)
         # Appearance and coverage of each layer: colour in [-1, 1], alpha in [0, 1].
         drawn = self.image_generator(self.channels + 1, "sprites")(codes, train)

@@ -32,6 +32,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vgan_jax.models.conditioning import sum_objects
 from vgan_jax.models.dcgan import frame_generator
 
 
@@ -64,10 +65,10 @@ class MotionGRU(nn.Module):
 
 class MoCoGANGenerator(nn.Module):
     """Call: `z` float32 `[batch, latent_dim + motion_dim]` (`[z_C; h_0]`),
-    `frame_noise` float32 `[batch, frames, motion_dim]`, `labels` int32 `[batch]` (only
-    with `num_classes > 0`) -> video float32 `[batch, frames, size, size, channels]` in
-    [-1, 1]. `frames` may be set to any length at sampling (`clone(frames=...)`): no
-    parameter depends on it.
+    `frame_noise` float32 `[batch, frames, motion_dim]`, `labels` int32 `[batch]` or
+    `[batch, K]` (only with `num_classes > 0`; K labels: a multi-hot z_A) -> video
+    float32 `[batch, frames, size, size, channels]` in [-1, 1]. `frames` may be set
+    to any length at sampling (`clone(frames=...)`): no parameter depends on it.
 
     `dtype`: compute dtype of the image generator (None: float32; the motion GRU stays
     float32, see `MotionGRU`); `remat`: 'stage' rematerialises the image generator's
@@ -109,7 +110,9 @@ class MoCoGANGenerator(nn.Module):
             if labels is None:
                 raise ValueError("a conditional MoCoGAN needs labels")
             # The paper's categorical code z_A: a one-hot vector, fixed over the video.
-            per_video.append(nn.one_hot(labels, self.num_classes, dtype=z.dtype))
+            # K labels per clip ([batch, K]): the sum of their one-hots (a multi-hot).
+            one_hot = nn.one_hot(labels, self.num_classes, dtype=z.dtype)
+            per_video.append(sum_objects(one_hot, labels))
         per_video = jnp.concatenate(per_video, axis=-1)
         codes = jnp.concatenate(
             [jnp.broadcast_to(per_video[:, None], (batch, frames, per_video.shape[-1])), motion],

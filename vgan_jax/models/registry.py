@@ -54,7 +54,8 @@ class ModelPair(NamedTuple):
       RNG stream (`critics.FRAMES_RNG`) and, with `train=True`, the `dropout`
       stream (`critics.DROPOUT_RNG`).
     num_classes: > 0 for a class-conditional pair: both modules then also take
-      `labels=` int32 `[batch]` in `[0, num_classes)`.
+      `labels=` int32 `[batch]` (or `[batch, K]`, one class per object) in
+      `[0, num_classes)`.
     frame_noise_dim: > 0 when the generator also takes `frame_noise=` float32
       `[batch, frames, frame_noise_dim]` (MoCoGAN's per-frame GRU input).
     variable_length: the generator can make any number of frames with the same
@@ -313,6 +314,14 @@ def check_model_config(model_config, shape: VideoShape) -> None:
         )
     if model_config.num_layers < 1:
         raise VganError(f"model.num_layers must be >= 1, got {model_config.num_layers}")
+    per_clip = model_config.labels_per_clip
+    if per_clip < 1:
+        raise VganError(f"model.labels_per_clip must be >= 1, got {per_clip}")
+    if model_config.name == "layered" and per_clip > 1 and per_clip != model_config.num_layers:
+        raise VganError(
+            f"layered draws one object per layer from its label: model.labels_per_clip "
+            f"({per_clip}) must be 1 or model.num_layers ({model_config.num_layers})"
+        )
     if shape.channels not in (1, 3):
         raise VganError(f"data.channels must be 1 or 3, got {shape.channels}")
     plan_upsampling(shape.frames, shape.size, model_config.num_upsamples)
