@@ -557,6 +557,8 @@ def test_recurrent_model_samples_longer_videos_that_extend_the_trained_ones(
     for extra, message in [
         (["--label", "10"], "label 10 is outside [0, 10)"),
         (["--label", "-2"], "label -2 is outside [0, 10)"),
+        # One label per clip: a list of classes (one per object) is for K > 1 runs.
+        (["--label", "3,7,1"], "labels must be one integer or 2 integers"),
         (["--frames", "0"], "--frames must be >= 1"),
     ]:
         assert cli.main([*args, *extra]) == 2
