@@ -74,7 +74,8 @@ class ExampleSource:
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         record = self._source[int(index)]
         label = np.asarray(record.get("label", -1), np.int64)
-        return {"video": as_video(record["video"]), "label": label}
+        # One class per clip stays a numpy scalar (`label[()]`), as it always was.
+        return {"video": as_video(record["video"]), "label": label[()]}
 
     def __repr__(self) -> str:
         return f"ExampleSource({len(self)} examples)"
