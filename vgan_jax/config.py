@@ -79,6 +79,8 @@ data.num_train_clips    built-in Moving MNIST: clips in the train split.
 data.num_test_clips     built-in Moving MNIST: clips in the test split.
 data.num_digits         built-in Moving MNIST: digits per clip (2, as Srivastava et al.;
                         1: one digit whose class is the clip's label, to see conditioning).
+                        With n > 1 a clip's label lists each digit's class (int [n]):
+                        conditional runs set model.labels_per_clip=n.
 data.worker_count       grain worker processes (0: in the main process).
 train.steps             optimisation steps (one D and one G update each).
 train.batch_size        global batch; must divide by the number of devices.
