@@ -149,15 +149,6 @@ def legible(probs: np.ndarray) -> np.ndarray:
     return (ordered[:, -1] >= CONFIDENT) & (two | one_twice)
 
 
-class _PairRun:
-    """What `sampling.default_labels` reads of a run with a class per digit."""
-
-    labels_per_clip = 2
-
-    def __init__(self, num_classes: int):
-        self.num_classes = num_classes
-
-
 def _as_frames(videos_uint8: np.ndarray, frames: list[int]) -> np.ndarray:
     chosen = videos_uint8[:, frames]
     return (chosen.reshape(-1, *chosen.shape[2:]) / 127.5 - 1.0).astype(np.float32)
@@ -215,7 +206,7 @@ def main() -> None:
             # classes in turn): are the two classes asked for the ones in the frame?
             from vgan_jax.sampling import default_labels
 
-            pairs = default_labels(_PairRun(num_classes), args.num)
+            pairs = default_labels(args.num, num_classes, labels_per_clip=2)
             pairs = np.repeat(pairs, len(frames), axis=0)
             found = np.take_along_axis(probs, pairs, axis=1) >= 0.5
             print(f"{workdir:>40}: legible frames {np.mean(legible(probs)):.3f}, frames "

@@ -66,17 +66,17 @@ def frame_noise(seed: int, num: int, frames: int, dim: int) -> jnp.ndarray:
     return jnp.transpose(per_frame, (1, 0, 2))
 
 
-def default_labels(gan: Gan, num: int) -> np.ndarray:
+def default_labels(num: int, num_classes: int, labels_per_clip: int = 1) -> np.ndarray:
     """int32 `[num]`: sample i gets class `i % num_classes`; with K labels per clip
     `[num, K]`, object k of sample i gets `(i // num_classes**k) % num_classes`, so
     `num_classes**K` samples show every combination once (the built-in two-digit
     Moving MNIST draws each digit's class uniformly and independently, as this does
     over a multiple of 100 samples)."""
     index = np.arange(num)
-    if gan.labels_per_clip == 1:
-        return (index % gan.num_classes).astype(np.int32)
-    powers = gan.num_classes ** np.arange(gan.labels_per_clip)
-    return ((index[:, None] // powers[None, :]) % gan.num_classes).astype(np.int32)
+    if labels_per_clip == 1:
+        return (index % num_classes).astype(np.int32)
+    powers = num_classes ** np.arange(labels_per_clip)
+    return ((index[:, None] // powers[None, :]) % num_classes).astype(np.int32)
 
 
 def check_labels(gan: Gan, labels, num: int) -> np.ndarray | None:
@@ -88,7 +88,9 @@ def check_labels(gan: Gan, labels, num: int) -> np.ndarray | None:
     object of every sample), `num` ints (K = 1: one per sample), K ints (K > 1: the
     objects of every sample) or `[num, K]` ints."""
     if labels is None:
-        return default_labels(gan, num) if gan.num_classes else None
+        if not gan.num_classes:
+            return None
+        return default_labels(num, gan.num_classes, gan.labels_per_clip)
     if not gan.num_classes:
         raise VganError(
             "this run is unconditional (model.num_classes=0): it takes no label; drop --label"
