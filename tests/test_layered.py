@@ -7,7 +7,13 @@ import pytest
 
 from vgan_jax.config import base_config
 from vgan_jax.models import VideoShape, build_models
-from vgan_jax.models.layered import placement_matrix, reflect
+from vgan_jax.errors import VganError
+from vgan_jax.models.layered import (
+    composite_layers,
+    placement_matrix,
+    reflect,
+    snapped_placement_matrix,
+)
 
 
 def test_placement_moves_a_pixel_and_box_filters_it_like_the_data():
@@ -103,3 +109,69 @@ def test_layered_labels_reach_every_layer():
     assert float(jnp.abs(a[1] - b[1]).max()) > 1e-4
     with pytest.raises(ValueError, match="needs labels"):
         pair.generator.apply(variables, inputs["z"], inputs["frame_noise"])
+
+
+def _layer(value: float, alpha: float, where: tuple[slice, slice]) -> np.ndarray:
+    """A placed layer [1, 1, 4, 4, 2]: premultiplied colour value * alpha and alpha
+    inside `where`, transparent (0, 0) outside."""
+    layer = np.zeros((1, 1, 4, 4, 2), np.float32)
+    layer[0, 0][where] = (value * alpha, alpha)
+    return layer
+
+
+def test_max_composite_combines_objects_as_moving_mnist_does():
+    """'over' lets the front layer's opaque black surround hide the object behind it;
+    'max' shows both objects where they overlap, the per-pixel maximum of each layer
+    over black, as the built-in data pastes its digits (and the background shows
+    where no layer is brighter)."""
+    front = _layer(-1.0, 1.0, (slice(0, 4), slice(0, 2)))  # an opaque black box, left
+    front[0, 0, 1, 1] = (0.5, 1.0)  # with one grey pixel of "digit" in it
+    back = _layer(1.0, 1.0, (slice(0, 4), slice(1, 3)))  # a white stroke, columns 1-2
+    placed = jnp.asarray(np.stack([front, back], axis=2))
+    background = jnp.full((1, 4, 4, 1), -1.0).at[0, 3, 3].set(0.2)
+
+    over = np.asarray(composite_layers(placed, background, "over"))[0, 0, ..., 0]
+    assert over[0, 1] == -1.0 and over[0, 2] == 1.0  # the box hides the stroke's column 1
+    assert over[3, 3] == pytest.approx(0.2)
+
+    maxed = np.asarray(composite_layers(placed, background, "max"))[0, 0, ..., 0]
+    expected = np.full((4, 4), -1.0, np.float32)
+    expected[:, 1:3] = 1.0  # the whole stroke, through the box
+    expected[3, 3] = 0.2
+    np.testing.assert_allclose(maxed, expected)
+    # A half-transparent grey layer is that grey over black: 0.5 * 0.5 + 0.5 * (-1).
+    half = jnp.asarray(_layer(0.5, 0.5, (slice(0, 1), slice(0, 1)))[:, :, None])
+    value = composite_layers(half, jnp.full((1, 4, 4, 1), -1.0), "max")[0, 0, 0, 0, 0]
+    assert float(value) == pytest.approx(-0.25)
+
+
+def test_layer_composite_is_checked_before_building():
+    config = base_config()
+    config.model.name = "layered"
+    config.model.layer_composite = "add"
+    with pytest.raises(VganError, match="layer_composite"):
+        build_models(config.model, VideoShape(frames=4, size=16, channels=1))
+    config.model.layer_composite = "max"
+    pair = build_models(config.model, VideoShape(frames=4, size=16, channels=1))
+    assert pair.generator.composite == "max"
+
+
+def test_snapped_placement_copies_at_whole_pixels_and_keeps_the_gradient():
+    """Forward: the placement at the rounded offset (a layer copied, not blurred);
+    backward: the bilinear placement's gradient at the true offset, so motion learns."""
+    offset = jnp.array([3.3, 3.7, 5.0])
+    snapped = snapped_placement_matrix(offset, 8)
+    np.testing.assert_allclose(snapped, placement_matrix(jnp.round(offset), 8), atol=1e-7)
+    # Whole pixels: every layer pixel lands in exactly one canvas pixel (weights 0.5 in
+    # the 2x box filter), where the bilinear one spreads it over two at 3.3.
+    assert set(np.unique(np.asarray(snapped))) <= {0.0, 0.5}
+    assert len(np.unique(np.asarray(placement_matrix(offset[:1], 8)))) > 2
+    layer = jnp.linspace(-1.0, 1.0, 8)
+    f = lambda m: jnp.sum(jnp.sin(m @ layer))  # any function of the placed row
+    got = jax.grad(lambda o: f(snapped_placement_matrix(o, 8)))(offset)
+    # Straight-through: f's gradient at the snapped placement, pulled back through
+    # the bilinear placement at the true offset.
+    _, pullback = jax.vjp(lambda o: placement_matrix(o, 8), offset)
+    (expected,) = pullback(jax.grad(f)(snapped))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert np.all(np.abs(np.asarray(got)) > 0)

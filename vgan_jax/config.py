@@ -51,6 +51,16 @@ model.motion_dim        MoCoGAN and layered: size of the motion code, the GRU st
                         (motion_dim)].
 model.num_layers        layered only: object layers, each drawn once per clip and moved
                         over a static background (2: Moving MNIST's two digits).
+model.layer_composite   layered only: how layers combine. 'over': front to back, objects
+                        occlude each other (and a sprite's opaque surround can hide the
+                        object behind it); 'max': the per-pixel maximum of the layers
+                        (each over black) and the background, as Moving MNIST combines
+                        its digits.
+model.layer_snap        layered only: place layers at whole canvas pixels (twice the
+                        frame's resolution; the built-in data's 64x64 grid) in the forward
+                        pass, with the bilinear placement's gradient (straight-through).
+                        False: bilinear at the exact offset, which blurs a moving layer
+                        by a different amount in every frame.
 model.num_classes       0: unconditional. > 0: class-conditional on the data's labels
                         (in [0, num_classes)): the generator takes a label (an embedding
                         concatenated to z; MoCoGAN a one-hot code; DVD-GAN conditional
@@ -188,6 +198,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.mask_l1_weight = 0.1
     config.model.motion_dim = 10
     config.model.num_layers = 2
+    config.model.layer_composite = "over"
+    config.model.layer_snap = False
     config.model.num_classes = 0
     config.model.labels_per_clip = 1
     config.model.remat = "none"

@@ -19,7 +19,7 @@ from vgan_jax.models.conditioning import LabelConcatGenerator
 from vgan_jax.models.critics import MultiHeadCritic
 from vgan_jax.models.dcgan import DCGANGenerator, plan_upsampling
 from vgan_jax.models.dvdgan import DVDGANCritic, DVDGANGenerator
-from vgan_jax.models.layered import LayeredGenerator
+from vgan_jax.models.layered import COMPOSITES, LayeredGenerator
 from vgan_jax.models.layers import GENERATOR_NORMS, REMAT_MODES, UPSAMPLING_MODES
 from vgan_jax.models.mocogan import MoCoGANGenerator
 from vgan_jax.models.tgan import TGANGenerator
@@ -205,6 +205,8 @@ def _build_layered(model_config, shape: VideoShape) -> ModelPair:
         num_layers=model_config.num_layers,
         motion_dim=model_config.motion_dim,
         num_classes=model_config.num_classes,
+        composite=model_config.layer_composite,
+        snap=model_config.layer_snap,
     )
     return ModelPair(
         generator,
@@ -314,6 +316,11 @@ def check_model_config(model_config, shape: VideoShape) -> None:
         )
     if model_config.num_layers < 1:
         raise VganError(f"model.num_layers must be >= 1, got {model_config.num_layers}")
+    if model_config.layer_composite not in COMPOSITES:
+        raise VganError(
+            f"unknown model.layer_composite {model_config.layer_composite!r}; known: "
+            f"{', '.join(COMPOSITES)}"
+        )
     per_clip = model_config.labels_per_clip
     if per_clip < 1:
         raise VganError(f"model.labels_per_clip must be >= 1, got {per_clip}")
