@@ -34,12 +34,16 @@ memory figures are XLA:CPU's, a guide to the GPU's, not the same number).
 at the issue's shapes: batch 16 x 16x64x64x1, width 32, one D and one G Adam step.
 `--peer-model dcgan` (the default): `peer_pytorch_gan.py`, a textbook ConvTranspose3d
 / strided Conv3d DCGAN, against the `default` preset's dcgan at 64x64 with the video
-critic only (`data.resolution=64`, `train.batch_size=16`, `model.d_image_frames=0`,
-and width 32 for G and D: `model.width=32`, `model.d_width=0`). `--peer-model
+critic only and no full-resolution output conv, as the textbook model (`data.resolution=64`,
+`train.batch_size=16`, `model.d_image_frames=0`, `model.g_output_conv=0`, and width 32
+for G and D: `model.width=32`, `model.d_width=0`). `--peer-model
 mocogan`: `peer_pytorch_mocogan.py` (GRUCell loop, ConvTranspose2d image generator,
 Conv2d image critic on 8 frames, Conv3d (1, 2, 2) video critic) against the `default`
 preset's mocogan at 64x64, batch 16, width 32 (`model.name=mocogan`,
-`data.resolution=64`, `train.batch_size=16`, and the same width settings). Extra
+`data.resolution=64`, `train.batch_size=16`, and the same width settings). Neither
+peer has an R1 penalty, so both vgan_jax sides run without it (`train.r1_gamma=0`);
+everything else of the step stays (EMA of G, spectral norm, minibatch-std, the
+non-finite guard). Extra
 `--set`s apply on top, on the vgan_jax side only. The two alternate, each in its own
 subprocess (so they never share a thread pool or a warm cache), `--repeats` times; the
 machine's load shows up in both.
@@ -250,6 +254,9 @@ PEER_PRESET = "default"
 PEER_BATCH = 16
 # The peers' width on both sides (the `default` preset may size G and D otherwise).
 PEER_WIDTH = ("model.width=32", "model.d_width=0")
+# The same work on both sides: the peers' steps have no R1 penalty (the `default`
+# preset's lazy R1 adds a double backward every 4th step).
+PEER_SAME_WORK = ("train.r1_gamma=0",)
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS: dict[str, dict] = {
     "dcgan": dict(
@@ -258,7 +265,11 @@ PEERS: dict[str, dict] = {
             "data.resolution=64",
             f"train.batch_size={PEER_BATCH}",
             "model.d_image_frames=0",
+            # The textbook generator ends in its last transposed conv; the preset's
+            # full-resolution output conv is a layer the peer doesn't have.
+            "model.g_output_conv=0",
             *PEER_WIDTH,
+            *PEER_SAME_WORK,
         ),
         script=os.path.join(_HERE, "peer_pytorch_gan.py"),
         args=("--batch", str(PEER_BATCH)),
@@ -269,6 +280,7 @@ PEERS: dict[str, dict] = {
             "data.resolution=64",
             f"train.batch_size={PEER_BATCH}",
             *PEER_WIDTH,
+            *PEER_SAME_WORK,
         ),
         script=os.path.join(_HERE, "peer_pytorch_mocogan.py"),
         args=("--batch", str(PEER_BATCH)),

@@ -14,6 +14,12 @@ the test split (seed 0), all uint8. Per frame index it prints
   foreground 4-neighbour, i.e. isolated dots rather than strokes (real Moving MNIST
   strokes are ~2 px wide at 32x32, so few pixels are isolated).
 
+and, per set, the sharpness flicker: how much a clip's sharpness changes from frame to
+frame (the mean over clips of the per-frame sharpness's std over time / its mean).
+Objects pasted at whole pixels, as the built-in data's, keep their sharpness as they
+move; an object resampled at fractional positions is blurred by a different amount
+in every frame.
+
 `--critic` also prints the run's trained critic's mean logit per head on the real
 clips, on the same clips dithered (each pixel switched fully on with probability equal
 to its intensity: the same local means, speckled like the samples) and on the samples:
@@ -53,6 +59,17 @@ def sharpness(videos: np.ndarray) -> np.ndarray:
     return (across + down) / 2
 
 
+def sharpness_flicker(videos: np.ndarray) -> float:
+    """uint8 `[n, T, H, W, C]` -> the mean over clips of (std over time / mean over
+    time) of each frame's sharpness (see `sharpness`)."""
+    x = videos.astype(np.float64)
+    per_frame = (
+        np.abs(np.diff(x, axis=3)).mean(axis=(2, 3, 4))
+        + np.abs(np.diff(x, axis=2)).mean(axis=(2, 3, 4))
+    ) / 2  # [n, T]
+    return float(np.mean(per_frame.std(axis=1) / np.maximum(per_frame.mean(axis=1), 1e-9)))
+
+
 def frame_table(name: str, videos: np.ndarray) -> None:
     """Prints the per-frame rows of `videos` (uint8 `[n, T, H, W, C]`)."""
     x = videos.astype(np.float64)
@@ -65,6 +82,7 @@ def frame_table(name: str, videos: np.ndarray) -> None:
     print(f"{name}:")
     for label, values in rows.items():
         print(f"  {label:10s} " + " ".join(f"{v:5.1f}" for v in values))
+    print(f"  sharpness flicker (per clip, std / mean over time): {sharpness_flicker(videos):.3f}")
 
 
 def dither(videos: np.ndarray, seed: int = 0) -> np.ndarray:

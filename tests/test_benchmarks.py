@@ -123,6 +123,8 @@ def test_peers_compare_the_issues_shapes(bench, model):
     assert config.model.name == model and config.model.width == 32
     assert (config.model.d_width or config.model.width) == 32  # the critic too
     assert _shape(config) == (16, 16, 64)
+    assert config.train.r1_gamma == 0  # the peers have no R1: the same work on both sides
+    assert config.model.g_output_conv == 0 or model != "dcgan"  # nor an output conv
     assert os.path.exists(spec["script"])
     assert list(spec["args"]) == ["--batch", "16"]  # the peers' other defaults are these
 
@@ -146,7 +148,23 @@ def test_speckle_counts_isolated_foreground_pixels():
     assert set(np.unique(dithered)) <= {0, 255} and 0.2 < np.mean(dithered == 255) < 0.3
 
 
+def test_sharpness_flicker_is_zero_for_whole_pixel_motion_and_not_for_blur():
+    """A stroke moved by whole pixels keeps its sharpness; blurred in alternate frames
+    (as bilinear resampling at half-pixel offsets does) it flickers."""
+    stats = _load_experiment("sample_statistics")
+    video = np.zeros((1, 4, 8, 8, 1), np.uint8)
+    for t in range(4):
+        video[0, t, 2:6, t + 1] = 200  # a vertical bar moving right, one pixel a frame
+    assert stats.sharpness_flicker(video) == pytest.approx(0.0)
+    blurred = video.copy()
+    blurred[0, 1::2] = 0
+    for t in (1, 3):
+        blurred[0, t, 2:6, t : t + 2] = 100  # the bar at a half-pixel offset
+    assert stats.sharpness_flicker(blurred) > 0.1
+
+
 def test_sample_statistics_runs_on_a_trained_run(tiny_run, capsys):
     _load_experiment("sample_statistics").main(["--workdir", tiny_run, "--num", "8", "--critic"])
     out = capsys.readouterr().out
     assert "speckle %" in out and "critic on dithered real" in out
+    assert "sharpness flicker" in out
